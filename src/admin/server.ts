@@ -1,0 +1,118 @@
+/**
+ * The admin listener (loopback by default): `/status`, `/metrics`, `/healthz`, `/ready`.
+ * Mutating endpoints require the configured bearer token; without a token they are refused outright unless the
+ * listener is on loopback.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { Metrics } from './metrics.js';
+import { statusDocument } from './status.js';
+import type { Upstream } from '../upstream/upstream.js';
+
+export interface AdminDeps {
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly upstreams: () => Iterable<Upstream>;
+  readonly ready: () => boolean;
+  readonly token: string | undefined;
+  /** Handlers for POST routes, by path; each returns a JSON-able result or throws an AdminError. */
+  readonly actions?: ReadonlyMap<string, (params: URLSearchParams) => unknown>;
+}
+
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class AdminServer {
+  readonly server: Server;
+  readonly #deps: AdminDeps;
+
+  constructor(deps: AdminDeps) {
+    this.#deps = deps;
+    this.server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        deps.log.error({ err }, 'admin request failed');
+        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    });
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+    this.server.on('error', (err) => deps.log.error({ err }, 'admin listener error'));
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const deps = this.#deps;
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      switch (url.pathname) {
+        case '/healthz':
+          return send(res, 200, { status: 'ok' });
+        case '/ready':
+          return deps.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'starting' });
+        case '/status':
+          return send(res, 200, statusDocument(deps.upstreams()));
+        case '/metrics': {
+          const text = await deps.metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+          res.end(text);
+          return;
+        }
+      }
+    }
+    const action = deps.actions?.get(url.pathname);
+    if (action !== undefined) {
+      if (req.method !== 'POST') return send(res, 405, { error: 'use POST' }, { allow: 'POST' });
+      if (!this.#authorized(req)) return send(res, 401, { error: 'a valid bearer token is required' }, { 'www-authenticate': 'Bearer' });
+      try {
+        return send(res, 200, action(url.searchParams));
+      } catch (err) {
+        if (err instanceof AdminError) return send(res, err.status, { error: err.message });
+        throw err;
+      }
+    }
+    send(res, 404, { error: 'not found' });
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    const token = this.#deps.token;
+    if (token === undefined) return true; // only reachable on loopback: the config refuses a tokenless public admin
+    const given = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const a = Buffer.from(given);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/**
+ * `ballast --config FILE` runs; `ballast validate --config FILE` checks a file and exits non-zero with every error;
+ * `ballast` alone runs the embedded demo (three local origins with Ballast in front).
+ * SIGTERM/SIGINT: stop accepting, drain in-flight requests up to `shutdown.drain_timeout`, exit 0.
+ */
+import { parseArgs } from 'node:util';
+import { Ballast } from './ballast.js';
+import { formatConfigErrors, loadConfigFile } from './config/load.js';
+import { runDemo } from './demo.js';
+import { onShutdownSignal } from './signals.js';
+
+const USAGE = `usage:
+  ballast [--config FILE]            run (without --config: the demo with its own local origins)
+  ballast validate --config FILE     check a config file; exit 1 with every error
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const command = positionals[0] ?? 'run';
+  if (command !== 'run' && command !== 'validate') {
+    process.stderr.write(`unknown command: ${command}\n${USAGE}`);
+    return 2;
+  }
+  if (values.config === undefined) {
+    if (command === 'validate') {
+      process.stderr.write(`validate needs --config FILE\n${USAGE}`);
+      return 2;
+    }
+    await runDemo();
+    return -1;
+  }
+  const result = await loadConfigFile(values.config);
+  if (!result.ok) {
+    process.stderr.write(`${values.config}: invalid config (${result.errors.length} error${result.errors.length === 1 ? '' : 's'})\n`);
+    process.stderr.write(`${formatConfigErrors(values.config, result.errors)}\n`);
+    return 1;
+  }
+  if (command === 'validate') {
+    process.stdout.write(`${values.config}: ok\n`);
+    return 0;
+  }
+  const ballast = await Ballast.start(result.config);
+  onShutdownSignal(async (signal) => {
+    ballast.log.info({ signal }, 'draining');
+    await ballast.stop();
+  });
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`ballast: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,296 @@
+/**
+ * The configuration contract (design.md "Config contract"), validated once at the edge with zod.
+ * Every optional key has a default here, so the rest of Ballast reads a complete, typed, frozen config.
+ * Field names stay snake_case, exactly as users write them, so an error path is the path in their file.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { BALANCE_NAMES, type BalanceName } from '../balancer/types.js';
+import { HASH_KEY_PATTERN } from '../balancer/hash-key.js';
+import { parseDuration, parsePercent, parseSize } from './units.js';
+
+const duration = z.string({ error: 'expected a duration such as 250ms, 2s or 1m' }).transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration: expected e.g. 250ms, 2s, 1m, 1h` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a size such as 64KiB or 1MiB' })
+  .transform((v, ctx) => {
+    const bytes = typeof v === 'number' ? v : parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not a size: expected e.g. 512B, 64KiB, 1MiB` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** `50%` or a number from 0 to 100; read as a share in [0, 1]. */
+const percent = z.union([z.number().min(0).max(100), z.string()], { error: 'expected a percentage such as 50%' })
+  .transform((v, ctx) => {
+    const share = typeof v === 'number' ? v / 100 : parsePercent(v);
+    if (share === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not a percentage from 0% to 100%` });
+      return z.NEVER;
+    }
+    return share;
+  });
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export function parseHostPort(text: string): HostPort | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
+  if (m[1] !== undefined && isIP(m[1]) !== 6) return undefined;
+  return { host, port };
+}
+
+const hostPort = (what: string, allowZeroPort: boolean) =>
+  z.string({ error: `expected ${what} as "host:port"` }).transform((text, ctx) => {
+    const hp = parseHostPort(text);
+    if (!hp || (!allowZeroPort && hp.port === 0)) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not ${what}: expected "host:port", e.g. 127.0.0.1:8080` });
+      return z.NEVER;
+    }
+    return hp;
+  });
+
+const listenAddress = hostPort('a listen address', true);
+const serverAddress = hostPort('a server address', false);
+
+/** `200`, `200-399`, or a comma list of both: `200-299, 304`. */
+const statusRanges = z.union([z.number().int(), z.string()]).transform((v, ctx) => {
+  const ranges: [number, number][] = [];
+  for (const part of String(v).split(',')) {
+    const m = /^\s*(\d{3})(?:\s*-\s*(\d{3}))?\s*$/.exec(part);
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m?.[2] ? Number(m[2]) : lo;
+    if (!m || lo < 100 || hi > 599 || hi < lo) {
+      ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not a status list: expected e.g. "200-399" or "200, 204"` });
+      return z.NEVER;
+    }
+    ranges.push([lo, hi]);
+  }
+  return ranges;
+});
+
+const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a name of letters, digits, "_", "." or "-"');
+
+const cidr = z.string().refine((s) => {
+  const [addr, bits, extra] = s.split('/');
+  if (extra !== undefined || !addr) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d+$/.test(bits) && n <= (family === 4 ? 32 : 128);
+}, 'expected an IP address or CIDR block such as 10.0.0.0/8');
+
+const server = z.strictObject({
+  address: serverAddress,
+  weight: z.number().int().min(1).max(1000).default(1),
+  backup: z.boolean().default(false),
+});
+
+const healthCheck = z.strictObject({
+  type: z.enum(['http', 'tcp']).default('http'),
+  path: z.string().startsWith('/').default('/healthz'),
+  method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
+  host: z.string().optional(),
+  interval: duration.default(5000),
+  /** Probe interval while a server is unhealthy, so recovery is noticed sooner (HAProxy `fastinter`). */
+  unhealthy_interval: duration.optional(),
+  timeout: duration.default(2000),
+  jitter: percent.default(0.1),
+  healthy_threshold: z.number().int().min(1).default(2),
+  unhealthy_threshold: z.number().int().min(1).default(3),
+  expected_status: statusRanges.default([[200, 399]]),
+  /** State of a server before its first probe (HAProxy starts servers up; Envoy starts them failed). */
+  initial_state: z.enum(['healthy', 'unhealthy']).default('unhealthy'),
+});
+
+const outlierDetection = z.strictObject({
+  consecutive_failures: z.number().int().min(0).default(5),
+  consecutive_gateway_failures: z.number().int().min(0).default(3),
+  interval: duration.default(10_000),
+  success_rate_minimum_hosts: z.number().int().min(1).default(5),
+  success_rate_request_volume: z.number().int().min(1).default(100),
+  success_rate_stdev_factor: z.number().positive().default(1.9),
+  failure_percentage_threshold: percent.optional(),
+  base_ejection_time: duration.default(30_000),
+  max_ejection_time: duration.default(300_000),
+  max_ejection_percent: percent.default(0.1),
+  /** A passing active check ends a passive ejection early. */
+  uneject_on_active_success: z.boolean().default(true),
+});
+
+export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx', 'retriable-4xx'] as const;
+
+const retryOn = z.union([z.enum(RETRY_CONDITIONS), z.string().regex(/^[1-5]\d\d$/), z.number().int().min(100).max(599)], {
+  error: `expected one of ${RETRY_CONDITIONS.join(', ')} or a status code such as "503"`,
+}).transform((v) => String(v));
+
+const retry = z.strictObject({
+  attempts: z.number().int().min(1).max(10).default(3),
+  retry_on: z.array(retryOn).default(['connect-failure', 'reset', 'timeout', '502', '503', '504']),
+  per_try_timeout: duration.optional(),
+  backoff: z.strictObject({ base: duration.default(25), max: duration.default(250) }).prefault({}),
+  budget: percent.default(0.2),
+  /** Retries always allowed regardless of the budget share (Finagle: 10/s; here, a concurrent floor). */
+  min_retries: z.number().int().min(0).default(3),
+  buffer_body: size.default(64 * 1024),
+  /** Treat non-idempotent requests carrying `Idempotency-Key` as retryable (draft-ietf-httpapi-idempotency-key-header). */
+  idempotency_key: z.boolean().default(false),
+});
+
+const timeouts = z.strictObject({
+  connect: duration.default(2000),
+  request: duration.default(30_000),
+  idle: duration.default(60_000),
+});
+
+const limits = z.strictObject({
+  max_connections: z.number().int().min(1).default(1024),
+  max_pending_requests: z.number().int().min(0).default(1024),
+  max_requests: z.number().int().min(1).default(10_000),
+  max_retries: z.number().int().min(0).default(3),
+});
+
+const upstream = z.strictObject({
+  name,
+  balance: z.enum(BALANCE_NAMES as readonly BalanceName[] as [BalanceName, ...BalanceName[]]).default('round-robin'),
+  hash_key: z.string().regex(HASH_KEY_PATTERN, 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path').default('client-ip'),
+  hash_balance_factor: z.number().gt(1).optional(),
+  virtual_nodes: z.number().int().min(1).max(10_000).optional(),
+  maglev_table_size: z.number().int().min(7).optional(),
+  ewma_decay: duration.default(10_000),
+  sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.optional() }).optional(),
+  servers: z.array(server).min(1, 'an upstream needs at least one server'),
+  health_check: healthCheck.optional(),
+  outlier_detection: outlierDetection.optional(),
+  panic_threshold: percent.default(0.5),
+  slow_start: duration.default(0),
+  retry: retry.prefault({}),
+  timeouts: timeouts.prefault({}),
+  limits: limits.prefault({}),
+}).superRefine((u, ctx) => {
+  const seen = new Set<string>();
+  u.servers.forEach((s, i) => {
+    const key = `${s.address.host}:${s.address.port}`;
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'address'], message: `server ${key} is listed twice` });
+    seen.add(key);
+  });
+  if (!u.servers.some((s) => !s.backup)) {
+    ctx.addIssue({ code: 'custom', path: ['servers'], message: 'an upstream needs at least one server that is not a backup' });
+  }
+});
+
+const route = z.strictObject({
+  match: z.strictObject({
+    host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name such as api.example.com or *.example.com').optional(),
+    path_prefix: z.string().startsWith('/').optional(),
+  }).optional(),
+  upstream: name,
+  /** Per-route override of the upstream's retry policy. */
+  retry: retry.optional(),
+});
+
+const httpListener = z.strictObject({
+  name,
+  protocol: z.literal('http'),
+  listen: listenAddress,
+  trusted_proxies: z.array(cidr).default([]),
+  routes: z.array(route).min(1, 'an http listener needs at least one route'),
+  /** Limits against slow or abusive clients (node:http server options). */
+  client: z.strictObject({
+    headers_timeout: duration.default(10_000),
+    request_timeout: duration.default(300_000),
+    keep_alive_timeout: duration.default(5000),
+    max_header_size: size.default(16 * 1024),
+    max_connections: z.number().int().min(1).optional(),
+  }).prefault({}),
+});
+
+const tcpListener = z.strictObject({
+  name,
+  protocol: z.literal('tcp'),
+  listen: listenAddress,
+  upstream: name,
+  idle_timeout: duration.default(600_000),
+  max_connections: z.number().int().min(1).default(10_000),
+  connect_attempts: z.number().int().min(1).max(10).default(3),
+  send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
+  accept_proxy_protocol: z.boolean().default(false),
+});
+
+/** `protocol` defaults to http, so the smallest file needs no more than a listener and an upstream. */
+const listener = z.preprocess(
+  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('protocol' in v) ? { ...v, protocol: 'http' } : v),
+  z.discriminatedUnion('protocol', [httpListener, tcpListener], { error: 'expected protocol: http or tcp' }),
+);
+
+export const configSchema = z.strictObject({
+  admin: z.strictObject({
+    listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
+    token: z.string().min(16, 'an admin token needs at least 16 characters').optional(),
+  }).prefault({}),
+  logging: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    access_log: z.boolean().default(true),
+  }).prefault({}),
+  workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
+  shutdown: z.strictObject({ drain_timeout: duration.default(15_000) }).prefault({}),
+  listeners: z.array(listener).min(1, 'at least one listener is needed'),
+  upstreams: z.array(upstream).min(1, 'at least one upstream is needed'),
+}).superRefine((c, ctx) => {
+  const upstreams = new Set<string>();
+  c.upstreams.forEach((u, i) => {
+    if (upstreams.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `upstream "${u.name}" is defined twice` });
+    upstreams.add(u.name);
+  });
+  const listenerNames = new Set<string>();
+  const binds = new Set<string>([`${c.admin.listen.host}:${c.admin.listen.port}`]);
+  c.listeners.forEach((l, i) => {
+    if (listenerNames.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `listener "${l.name}" is defined twice` });
+    listenerNames.add(l.name);
+    const bind = `${l.listen.host}:${l.listen.port}`;
+    if (l.listen.port !== 0 && binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `${bind} is already used by another listener or the admin listener` });
+    binds.add(bind);
+    const refs = l.protocol === 'tcp' ? [{ upstream: l.upstream, path: ['listeners', i, 'upstream'] }]
+      : l.routes.map((r, j) => ({ upstream: r.upstream, path: ['listeners', i, 'routes', j, 'upstream'] }));
+    for (const ref of refs) {
+      if (!upstreams.has(ref.upstream)) {
+        ctx.addIssue({ code: 'custom', path: ref.path, message: `no upstream is named "${ref.upstream}" (defined: ${[...upstreams].join(', ')})` });
+      }
+    }
+  });
+  const admin = c.admin.listen.host;
+  if (!isLoopback(admin) && c.admin.token === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: 'an admin listener on a non-loopback address needs a token' });
+  }
+});
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export type Config = z.output<typeof configSchema>;
+export type ListenerConfig = Config['listeners'][number];
+export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
+export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
+export type UpstreamConfig = Config['upstreams'][number];
+export type ServerConfig = UpstreamConfig['servers'][number];
+export type RetryConfig = UpstreamConfig['retry'];
+export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>;
+export type OutlierDetectionConfig = NonNullable<UpstreamConfig['outlier_detection']>;
+export type RouteConfig = HttpListenerConfig['routes'][number];

@@ -1,0 +1,469 @@
+/**
+ * The HTTP forwarding path: one Exchange per client request, one Attempt per try at a server.
+ *
+ * An Attempt is the undici dispatch handler itself (the legacy raw-header callbacks, so no header object is built):
+ * it streams the response straight into the client's `res`, pausing undici when `res.write` reports backpressure
+ * and resuming on `drain`. The request body is streamed from `req` the same way, unless it is small enough to buffer
+ * for replay. When an attempt fails before any response byte went downstream, the retry policy decides whether the
+ * next candidate server gets the request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
+import type { Dispatcher } from 'undici';
+import type { Random } from '../../balancer/types.js';
+import type { HashKeyReader } from '../../balancer/hash-key.js';
+import type { Logger } from '../../log.js';
+import type { Metrics, RouteMetrics } from '../../admin/metrics.js';
+import type { Host } from '../../upstream/host.js';
+import type { Upstream } from '../../upstream/upstream.js';
+import { outcomeLabel, type Outcome } from '../../upstream/outcome.js';
+import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
+import { forwardRequestHeaders, forwardResponseHeaders } from './headers.js';
+import { framingProblem, hasRequestBody } from './framing.js';
+import type { Route, Router } from './router.js';
+import type { RetryPolicy } from './retry-policy.js';
+import { clientAddress } from './client-address.js';
+
+/** Per-route state computed once per config, never per request. */
+export interface CompiledRoute {
+  readonly route: Route;
+  readonly upstream: Upstream;
+  readonly policy: RetryPolicy;
+  readonly metrics: RouteMetrics;
+  readonly hashKey: HashKeyReader | undefined;
+}
+
+export interface ForwarderDeps {
+  readonly listener: string;
+  readonly router: Router;
+  readonly routes: ReadonlyMap<Route, CompiledRoute>;
+  readonly trustedProxies: BlockList | undefined;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly accessLog: boolean;
+  readonly random: Random;
+}
+
+const noop = (): void => {};
+
+export class HttpForwarder {
+  readonly deps: ForwarderDeps;
+  /** Exchanges in flight, for graceful shutdown. */
+  inflight = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(deps: ForwarderDeps) {
+    this.deps = deps;
+  }
+
+  /** The `request` listener of the node:http server. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    req.on('error', noop);
+    res.on('error', noop);
+    const problem = framingProblem(req, false);
+    if (problem !== undefined) {
+      this.deps.metrics.badRequests.inc({ listener: this.deps.listener, reason: 'framing' });
+      this.deps.log.debug({ listener: this.deps.listener, reason: problem }, 'refused malformed request');
+      sendFailure(res, FAILURES.badRequest, undefined, true, problem);
+      return;
+    }
+    const route = this.deps.router.match(req.headers.host ?? '', req.url ?? '/');
+    if (route === undefined) {
+      sendFailure(res, FAILURES.noRoute, undefined, false);
+      return;
+    }
+    new Exchange(this, this.deps.routes.get(route)!, req, res).start();
+  };
+
+  started(): void {
+    this.inflight++;
+  }
+
+  finished(): void {
+    this.inflight--;
+    if (this.inflight === 0 && this.#idleWaiters.length > 0) {
+      for (const w of this.#idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when no exchange is in flight. */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+}
+
+interface AttemptRecord {
+  readonly server: string;
+  outcome: string;
+  retryReason?: string;
+}
+
+class Exchange {
+  readonly #forwarder: HttpForwarder;
+  readonly #route: CompiledRoute;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly #startedAt = performance.now();
+  readonly #deadline: number;
+  #headers: string[] = [];
+  #requestId = '';
+  #clientIp = '';
+  #hashKey: string | undefined;
+  #body: IncomingMessage | Buffer | null = null;
+  #tried: Host[] = [];
+  #records: AttemptRecord[] = [];
+  #current: Attempt | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #leasedUpstream = false;
+  /** A response status line has been written downstream: from here on nothing can be retried. */
+  responseStarted = false;
+  #finished = false;
+  #clientGone = false;
+  bytesSent = 0;
+
+  constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, res: ServerResponse) {
+    this.#forwarder = forwarder;
+    this.#route = route;
+    this.req = req;
+    this.res = res;
+    this.#deadline = this.#startedAt + route.upstream.config.timeouts.request;
+  }
+
+  start(): void {
+    const { req } = this;
+    const deps = this.#forwarder.deps;
+    this.#forwarder.started();
+    this.res.once('close', this.#onClientClose);
+    this.#clientIp = clientAddress(req.socket.remoteAddress);
+    const trusted = deps.trustedProxies !== undefined && deps.trustedProxies.check(this.#clientIp, this.#clientIp.includes(':') ? 'ipv6' : 'ipv4');
+    const forwarded = forwardRequestHeaders(req.rawHeaders, { clientIp: this.#clientIp, trusted, httpVersion: req.httpVersion });
+    this.#headers = forwarded.headers;
+    this.#requestId = forwarded.requestId;
+    if (this.#route.hashKey !== undefined) {
+      this.#hashKey = this.#route.hashKey({ headers: req.headers, url: req.url ?? '/', clientIp: this.#clientIp });
+    }
+
+    const upstream = this.#route.upstream;
+    if (upstream.active >= upstream.config.limits.max_requests) {
+      deps.metrics.overflows.inc({ upstream: upstream.name, limit: 'max_requests' });
+      this.#fail(FAILURES.overflow, 'max_requests');
+      return;
+    }
+    upstream.active++;
+    this.#leasedUpstream = true;
+
+    if (!hasRequestBody(req)) {
+      this.#body = null;
+      this.#attempt();
+      return;
+    }
+    const cl = req.headers['content-length'];
+    const length = cl === undefined ? undefined : Number(cl);
+    if (this.#route.policy.shouldBuffer(req.method ?? 'GET', length, req.headers['idempotency-key'] !== undefined)) {
+      this.#bufferBody(length!);
+    } else {
+      this.#body = req;
+      this.#attempt();
+    }
+  }
+
+  /** Reads a body known to fit in `buffer_body`, so a retry can send it again. */
+  #bufferBody(length: number): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    this.req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      chunks.push(chunk);
+    });
+    this.req.once('end', () => {
+      if (this.#finished) return;
+      this.#body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      if (size !== length) {
+        this.#fail(FAILURES.badRequest, 'body length differs from Content-Length');
+        return;
+      }
+      this.#attempt();
+    });
+  }
+
+  #bodyReplayable(): boolean {
+    const body = this.#body;
+    // A stream that no attempt has read from can still be handed to the next one whole.
+    return body === null || Buffer.isBuffer(body) || !body.readableDidRead;
+  }
+
+  #attempt(): void {
+    if (this.#finished) return;
+    const upstream = this.#route.upstream;
+    const host = upstream.pick(this.#hashKey, this.#tried);
+    if (host === undefined) {
+      this.#fail(FAILURES.noServer, 'no available server');
+      return;
+    }
+    this.#tried.push(host);
+    host.inflight++;
+    const attempt = new Attempt(this, host);
+    this.#current = attempt;
+    this.#records.push({ server: host.address, outcome: 'pending' });
+    const now = performance.now();
+    const remaining = Math.max(1, this.#deadline - now);
+    const perTry = this.#route.policy.perTryTimeoutMs;
+    const req = this.req;
+    const opts: Dispatcher.DispatchOptions = {
+      path: req.url ?? '/',
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: this.#headers,
+      body: this.#body,
+      headersTimeout: perTry === undefined ? remaining : Math.min(perTry, remaining),
+      bodyTimeout: upstream.config.timeouts.idle,
+    };
+    try {
+      host.pool.dispatch(opts, attempt);
+    } catch (err) {
+      attempt.onError(err as Error);
+    }
+  }
+
+  /** An attempt got its response head. Returns false to pause undici. */
+  onAttemptHeaders(attempt: Attempt, status: number, rawHeaders: Buffer[], statusText: string): boolean {
+    const policy = this.#route.policy;
+    if (policy.retriesStatus(status) && this.#records.length < policy.attempts && !this.#clientGone) {
+      const outcome: Outcome = { kind: 'response', status, latencyMs: performance.now() - attempt.startedAt };
+      const reason = this.#retryReason(outcome, true);
+      if (reason !== undefined) {
+        // Drop this response (its connection too: the body is not worth reading) and try another server.
+        attempt.discard();
+        this.#settle(attempt, outcome);
+        this.#retry(reason);
+        return false;
+      }
+    }
+    this.responseStarted = true;
+    const headers = forwardResponseHeaders(rawHeaders);
+    if (statusText !== '') this.res.writeHead(status, statusText, headers);
+    else this.res.writeHead(status, headers);
+    return true;
+  }
+
+  onAttemptData(attempt: Attempt, chunk: Buffer): boolean {
+    this.bytesSent += chunk.length;
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', attempt.resume!);
+    return false;
+  }
+
+  onAttemptComplete(attempt: Attempt): void {
+    this.#settle(attempt, { kind: 'response', status: this.res.statusCode, latencyMs: performance.now() - attempt.startedAt });
+    this.res.end();
+    this.#finish(this.res.statusCode);
+  }
+
+  onAttemptError(attempt: Attempt, err: Error): void {
+    if (this.#clientGone) {
+      this.#settle(attempt, undefined);
+      this.#finish(FAILURES.clientGone.status);
+      return;
+    }
+    const { failure, outcome } = classifyUpstreamError(err, attempt.reachedUpstream);
+    this.#settle(attempt, outcome);
+    if (this.responseStarted) {
+      // Bytes already went downstream: the only honest signal left is an unclean close (no final chunk, short
+      // Content-Length), so the client can tell the body is truncated. undici has discarded the upstream socket.
+      this.#forwarder.deps.log.warn({ requestId: this.#requestId, server: attempt.host.address, err: err.message }, 'upstream failed mid-response');
+      this.res.destroy();
+      this.#finish(failure.status);
+      return;
+    }
+    if (outcome !== undefined && this.#records.length < this.#route.policy.attempts) {
+      const reason = this.#retryReason(outcome, attempt.reachedUpstream);
+      if (reason !== undefined) {
+        this.#retry(reason);
+        return;
+      }
+    }
+    this.#fail(failure, err.message);
+  }
+
+  /** The retry reason when the policy covers this outcome and the safety rules allow sending the request again. */
+  #retryReason(outcome: Outcome, reachedUpstream: boolean): string | undefined {
+    const policy = this.#route.policy;
+    const reason = policy.reasonFor(outcome);
+    if (reason === undefined) return undefined;
+    const upstream = this.#route.upstream;
+    const method = this.req.method ?? 'GET';
+    const bodyReplayable = this.#bodyReplayable();
+    if (!policy.maySendAgain({ method, reachedUpstream, bodyReplayable, hasIdempotencyKey: this.req.headers['idempotency-key'] !== undefined })) {
+      const why = bodyReplayable ? 'not-idempotent' : 'body-not-buffered';
+      this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: why });
+      return undefined;
+    }
+    if (performance.now() >= this.#deadline) {
+      this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: 'deadline' });
+      return undefined;
+    }
+    return reason;
+  }
+
+  #retry(reason: string): void {
+    const upstream = this.#route.upstream;
+    this.#records[this.#records.length - 1]!.retryReason = reason;
+    this.#forwarder.deps.metrics.retries.inc({ upstream: upstream.name, reason });
+    const delay = this.#route.policy.backoffMs(this.#records.length - 1, this.#forwarder.deps.random);
+    if (delay <= 0) {
+      this.#attempt();
+      return;
+    }
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#attempt();
+    }, delay);
+  }
+
+  /** Release the server an attempt leased and report what it did. */
+  #settle(attempt: Attempt, outcome: Outcome | undefined): void {
+    if (attempt.settled) return;
+    attempt.settled = true;
+    if (this.#current === attempt) this.#current = undefined;
+    const host = attempt.host;
+    host.inflight--;
+    const record = this.#records[this.#records.length - 1]!;
+    const upstream = this.#route.upstream;
+    if (outcome === undefined) {
+      record.outcome = 'cancelled';
+    } else {
+      record.outcome = outcomeLabel(outcome);
+      if (outcome.kind === 'response') host.latency.observe(outcome.latencyMs);
+      else host.latency.observeFailure();
+      upstream.observe(host, outcome);
+    }
+    this.#forwarder.deps.metrics.attempts.inc({ upstream: upstream.name, server: host.address, outcome: record.outcome });
+  }
+
+  #fail(failure: Failure, detail: string): void {
+    if (this.#finished) return;
+    sendFailure(this.res, failure, this.#requestId, false, undefined);
+    this.#finish(failure.status, detail);
+  }
+
+  readonly #onClientClose = (): void => {
+    if (this.res.writableFinished) return;
+    this.#clientGone = true;
+    if (this.#retryTimer !== undefined) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+    }
+    const current = this.#current;
+    if (current !== undefined) current.cancel();
+    else this.#finish(FAILURES.clientGone.status);
+  };
+
+  #finish(status: number, detail?: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    const upstream = this.#route.upstream;
+    if (this.#leasedUpstream) upstream.active--;
+    const seconds = (performance.now() - this.#startedAt) / 1000;
+    this.#route.metrics.request(status, seconds);
+    const deps = this.#forwarder.deps;
+    if (deps.accessLog) {
+      const last = this.#records[this.#records.length - 1];
+      deps.log.info({
+        kind: 'access',
+        listener: deps.listener,
+        requestId: this.#requestId,
+        client: this.#clientIp,
+        method: this.req.method,
+        url: this.req.url,
+        upstream: upstream.name,
+        server: last?.server,
+        attempts: this.#records,
+        status,
+        durationMs: Math.round(seconds * 1e6) / 1000,
+        bytes: this.bytesSent,
+        ...(detail !== undefined && { detail }),
+      });
+    }
+    this.#forwarder.finished();
+  }
+}
+
+/** One try at one server; the undici dispatch handler. */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly exchange: Exchange;
+  readonly host: Host;
+  readonly startedAt = performance.now();
+  reachedUpstream = false;
+  settled = false;
+  resume: (() => void) | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  /** Set when this attempt's response is no longer wanted: its callbacks are ignored. */
+  #dropped = false;
+  /** Set when the client went away: the attempt is aborted as soon as undici lets us. */
+  #cancelled = false;
+
+  constructor(exchange: Exchange, host: Host) {
+    this.exchange = exchange;
+    this.host = host;
+  }
+
+  discard(): void {
+    this.#dropped = true;
+    this.#abort?.(new Error('response discarded for a retry'));
+  }
+
+  cancel(): void {
+    this.#cancelled = true;
+    this.#abort?.(new Error('client closed the request'));
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    this.reachedUpstream = true;
+    if (this.#dropped || this.#cancelled) abort(new Error('attempt no longer wanted'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.#dropped) return false;
+    // 1xx interim responses (RFC 9110 §15.2) are not relayed; Node sends its own 100 Continue.
+    if (statusCode < 200) return true;
+    this.resume = resume;
+    return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#dropped) return false;
+    return this.exchange.onAttemptData(this, chunk);
+  }
+
+  onComplete(): void {
+    if (this.#dropped) return;
+    this.exchange.onAttemptComplete(this);
+  }
+
+  onError(err: Error): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.exchange.onAttemptError(this, err);
+  }
+}
+
+/** Writes a proxy-generated error response, once, if the response has not started. */
+export function sendFailure(res: ServerResponse, failure: Failure, requestId: string | undefined, close: boolean, detail?: string): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = detail === undefined ? `${failure.message}\n` : `${failure.message}: ${detail}\n`;
+  const headers: Record<string, string | number> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-ballast-error': failure.code,
+  };
+  if (requestId !== undefined) headers['x-request-id'] = requestId;
+  if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
+  if (close) headers.connection = 'close';
+  res.writeHead(failure.status === 499 ? 400 : failure.status, headers);
+  res.end(body);
+}

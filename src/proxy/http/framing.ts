@@ -1,0 +1,58 @@
+/**
+ * Request framing checks for what llhttp lets through but a proxy must refuse (RFC 9112 §6, §3.2; RFC 9110 §7.2).
+ * Two parsers that disagree on where a request ends, or which host it is for, is how requests are smuggled;
+ * anything ambiguous is refused with 400 and the connection closed, before a byte goes upstream.
+ */
+import type { IncomingMessage } from 'node:http';
+
+/** Why a request is refused, or undefined when its framing is unambiguous. */
+export function framingProblem(req: IncomingMessage, upgrade: boolean): string | undefined {
+  // HTTP/0.9 has no headers at all, and HTTP/2+ never reaches an HTTP/1 parser legitimately.
+  if (req.httpVersionMajor !== 1) return 'unsupported HTTP version';
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  let host = '';
+  let te: string | undefined;
+  let tes = 0;
+  let cls = 0;
+  let cl = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Cheap length test first: most headers are none of these.
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      hosts++;
+      host = raw[i + 1]!;
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      tes++;
+      te = raw[i + 1]!;
+    } else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      cls++;
+      cl = raw[i + 1]!;
+    }
+  }
+  // RFC 9112 §3.2: exactly one Host; a list or a second field is invalid.
+  if (hosts > 1) return 'duplicate Host header';
+  if (hosts === 1 && !/^[A-Za-z0-9.\-_~%!$&'()*+;=]*(?::\d*)?$|^\[[0-9A-Fa-f:.]+\](?::\d*)?$/.test(host)) return 'invalid Host header';
+  if (hosts === 0 && req.httpVersionMinor >= 1) return 'missing Host header';
+  if (tes > 0) {
+    // RFC 9112 §6.1: TE on HTTP/1.0 cannot be trusted; only a single, final `chunked` is unambiguous.
+    if (req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
+    if (tes > 1 || te!.trim().toLowerCase() !== 'chunked') return 'unsupported Transfer-Encoding';
+    if (cls > 0) return 'both Transfer-Encoding and Content-Length';
+  }
+  if (cls > 1) return 'duplicate Content-Length header';
+  if (cls === 1 && !/^\d{1,15}$/.test(cl)) return 'invalid Content-Length';
+  // RFC 9110 §7.7: an Upgrade request carries no body here, so no bytes can hide behind the switch.
+  if (upgrade && (tes > 0 || (cls === 1 && cl !== '0'))) return 'Upgrade request with a body';
+  // Origin-form only (RFC 9112 §3.2.1), or `*` for OPTIONS: an absolute-form target could name another authority
+  // than the Host header this request is routed by.
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 47 /* '/' */ && !(url === '*' && req.method === 'OPTIONS')) return 'request target not in origin-form';
+  return undefined;
+}
+
+/** Whether the request carries a body at all (RFC 9112 §6.3): a Content-Length above 0 or chunked framing. */
+export function hasRequestBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}

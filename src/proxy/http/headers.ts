@@ -1,0 +1,121 @@
+/**
+ * Header hygiene for a forwarding proxy, as small named functions over raw header arrays
+ * (Go `httputil.ReverseProxy`: `hopHeaders`, `removeHopByHopHeaders`).
+ *
+ * RFC 9110 §7.6.1: a proxy removes the fields named in `Connection`, and the hop-by-hop fields, before it
+ * forwards a message. The proxy's own fields are added *after* that removal, so `Connection: x-forwarded-for`
+ * cannot strip them.
+ */
+import { randomUUID } from 'node:crypto';
+
+/** Hop-by-hop fields (RFC 9110 §7.6.1, plus the legacy `Proxy-Connection` and the credentials meant for this hop). */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'http2-settings',
+]);
+
+/** Request fields Ballast answers itself: Node sends `100 Continue` (RFC 9110 §10.1.1), and undici refuses `Expect`. */
+const ANSWERED_HERE: ReadonlySet<string> = new Set(['expect']);
+
+export interface ForwardedContext {
+  readonly clientIp: string;
+  /** The peer is in `trusted_proxies`: its X-Forwarded-* chain is kept and appended to. */
+  readonly trusted: boolean;
+  /** `1.1` or `1.0`, for `Via` (RFC 9110 §7.6.3). */
+  readonly httpVersion: string;
+}
+
+export interface ForwardedRequestHeaders {
+  /** Flat [name, value, name, value, …], the form undici's dispatch takes without building an object. */
+  readonly headers: string[];
+  readonly requestId: string;
+  /** The Host the client asked for, for routing and X-Forwarded-Host. */
+  readonly host: string;
+}
+
+/** Field names listed in every `Connection` header, lower-cased; undefined when there are none to strip. */
+export function connectionTokens(raw: readonly (string | Buffer)[]): string[] | undefined {
+  let tokens: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || name.toString().toLowerCase() !== 'connection') continue;
+    for (const t of raw[i + 1]!.toString().split(',')) {
+      const token = t.trim().toLowerCase();
+      if (token !== '' && token !== 'close' && token !== 'keep-alive') (tokens ??= []).push(token);
+    }
+  }
+  return tokens;
+}
+
+/**
+ * The headers sent upstream: hop-by-hop and Connection-named fields removed, inbound X-Forwarded-* kept only from a
+ * trusted peer, then X-Forwarded-For/-Proto/-Host, Via and X-Request-Id added.
+ */
+export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedContext): ForwardedRequestHeaders {
+  const named = connectionTokens(raw);
+  const out: string[] = [];
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let via: string | undefined;
+  let requestId: string | undefined;
+  let host = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || ANSWERED_HERE.has(lower) || (named !== undefined && named.includes(lower))) continue;
+    if (lower.startsWith('x-forwarded-')) {
+      // Untrusted peers cannot forge the chain: their X-Forwarded-* is dropped and rebuilt below.
+      if (!ctx.trusted) continue;
+      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+      else if (lower === 'x-forwarded-proto') xfProto = value;
+      else if (lower === 'x-forwarded-host') xfHost = value;
+      else out.push(name, value);
+      continue;
+    }
+    if (lower === 'via') {
+      via = via === undefined ? value : `${via}, ${value}`;
+      continue;
+    }
+    if (lower === 'x-request-id') {
+      if (requestId === undefined && value !== '') requestId = value;
+      continue;
+    }
+    if (lower === 'host') host = value;
+    out.push(name, value);
+  }
+  requestId ??= randomUUID();
+  out.push(
+    'x-forwarded-for', xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`,
+    'x-forwarded-proto', xfProto ?? 'http',
+    'x-forwarded-host', xfHost ?? host,
+    'via', via === undefined ? `${ctx.httpVersion} ballast` : `${via}, ${ctx.httpVersion} ballast`,
+    'x-request-id', requestId,
+  );
+  return { headers: out, requestId, host };
+}
+
+/**
+ * The response headers sent downstream, as a flat string array for `res.writeHead`: hop-by-hop and
+ * Connection-named fields removed. Node frames the body itself (chunked or content-length).
+ */
+export function forwardResponseHeaders(raw: readonly Buffer[]): string[] {
+  const named = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || (named !== undefined && named.includes(lower))) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  return out;
+}

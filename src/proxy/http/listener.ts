@@ -1,0 +1,138 @@
+/**
+ * One HTTP listener: a node:http server with limits against slow and abusive clients, the forwarder for requests,
+ * the tunnel for upgrades, and a clean answer (400/408/431 then close) for what the parser refuses.
+ */
+import { createServer, type Server } from 'node:http';
+import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Random } from '../../balancer/types.js';
+import { compileHashKey } from '../../balancer/hash-key.js';
+import type { Metrics } from '../../admin/metrics.js';
+import type { HttpListenerConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { Upstream } from '../../upstream/upstream.js';
+import { HttpForwarder, type CompiledRoute } from './forward.js';
+import { RetryPolicy } from './retry-policy.js';
+import { Router, type Route } from './router.js';
+import { handleUpgrade } from './upgrade.js';
+
+const HASHING = new Set(['consistent-hash', 'maglev']);
+
+export class HttpListener {
+  readonly name: string;
+  readonly config: HttpListenerConfig;
+  readonly server: Server;
+  readonly forwarder: HttpForwarder;
+  readonly #log: Logger;
+  readonly #connections = new Set<Socket>();
+
+  constructor(config: HttpListenerConfig, deps: { upstreams: ReadonlyMap<string, Upstream>; metrics: Metrics; log: Logger; accessLog: boolean; random: Random }) {
+    this.name = config.name;
+    this.config = config;
+    this.#log = deps.log;
+    const router = new Router(config, deps.upstreams);
+    const routes = new Map<Route, CompiledRoute>();
+    for (const route of router.routes) {
+      const upstream = route.upstream;
+      routes.set(route, {
+        route,
+        upstream,
+        policy: new RetryPolicy(route.retry),
+        metrics: deps.metrics.forRoute(config.name, upstream.name),
+        hashKey: HASHING.has(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
+      });
+    }
+    this.forwarder = new HttpForwarder({
+      listener: config.name,
+      router,
+      routes,
+      trustedProxies: trustedProxies(config.trusted_proxies),
+      metrics: deps.metrics,
+      log: deps.log,
+      accessLog: deps.accessLog,
+      random: deps.random,
+    });
+
+    const client = config.client;
+    this.server = createServer({
+      headersTimeout: client.headers_timeout,
+      requestTimeout: client.request_timeout,
+      keepAliveTimeout: client.keep_alive_timeout,
+      maxHeaderSize: client.max_header_size,
+      // Never: the lenient parser is what request smuggling feeds on.
+      insecureHTTPParser: false,
+      requireHostHeader: true,
+      noDelay: true,
+    });
+    if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
+    this.server.on('request', this.forwarder.handle);
+    this.server.on('upgrade', (req, socket: Duplex, head: Buffer) => handleUpgrade(this.forwarder, req, socket, head));
+    this.server.on('clientError', onClientError);
+    this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
+    const gauge = deps.metrics.activeConnections.labels({ listener: config.name });
+    const connections = this.#connections;
+    const onClose = function (this: Socket): void {
+      connections.delete(this);
+      gauge.dec();
+    };
+    this.server.on('connection', (socket: Socket) => {
+      connections.add(socket);
+      gauge.inc();
+      socket.once('close', onClose);
+    });
+  }
+
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.config.listen;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Stop accepting, let in-flight requests finish until the deadline, then close every connection. */
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, drainMs);
+    });
+    await Promise.race([this.forwarder.idle(), deadline]);
+    clearTimeout(timer);
+    this.server.closeAllConnections();
+    for (const socket of this.#connections) socket.destroy();
+    await closed;
+  }
+}
+
+function trustedProxies(cidrs: readonly string[]): BlockList | undefined {
+  if (cidrs.length === 0) return undefined;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [addr, bits] = cidr.split('/') as [string, string | undefined];
+    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(addr, type);
+    else list.addSubnet(addr, Number(bits), type);
+  }
+  return list;
+}
+
+/** What llhttp refused: answer once, plainly, and close (RFC 9112 §2.2: a server may close after a 400). */
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  let status = '400 Bad Request';
+  if (err.code === 'HPE_HEADER_OVERFLOW') status = '431 Request Header Fields Too Large';
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = '408 Request Timeout';
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+}

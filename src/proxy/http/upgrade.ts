@@ -1,0 +1,222 @@
+/**
+ * WebSocket upgrades (RFC 6455 §4, RFC 9110 §7.8). The request is sent upstream through the server's undici Pool
+ * with `upgrade: 'websocket'`; only when the origin answers 101 does the client socket become a tunnel. Any other
+ * answer is relayed as an ordinary response and the connection closed. The two sockets live and die together.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Host } from '../../upstream/host.js';
+import { outcomeLabel, type Outcome } from '../../upstream/outcome.js';
+import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
+import { forwardRequestHeaders, forwardResponseHeaders } from './headers.js';
+import { framingProblem } from './framing.js';
+import type { CompiledRoute, HttpForwarder } from './forward.js';
+import { clientAddress } from './client-address.js';
+
+const noop = (): void => {};
+
+/** The `upgrade` listener of the node:http server. */
+export function handleUpgrade(forwarder: HttpForwarder, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', noop);
+  const deps = forwarder.deps;
+  const problem = framingProblem(req, true);
+  if (problem !== undefined) {
+    deps.metrics.badRequests.inc({ listener: deps.listener, reason: 'framing' });
+    writeFailure(socket, FAILURES.badRequest, problem);
+    return;
+  }
+  if ((req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket') {
+    writeFailure(socket, FAILURES.unsupportedUpgrade);
+    return;
+  }
+  const route = deps.router.match(req.headers.host ?? '', req.url ?? '/');
+  if (route === undefined) {
+    writeFailure(socket, FAILURES.noRoute);
+    return;
+  }
+  new Tunnel(forwarder, deps.routes.get(route)!, req, socket, head).start();
+}
+
+class Tunnel implements Dispatcher.DispatchHandler {
+  readonly #forwarder: HttpForwarder;
+  readonly #route: CompiledRoute;
+  readonly #req: IncomingMessage;
+  readonly #client: Duplex;
+  readonly #head: Buffer;
+  #headers: string[] = [];
+  #host: Host | undefined;
+  #tried: Host[] = [];
+  #startedAt = performance.now();
+  #reachedUpstream = false;
+  #responseStarted = false;
+  /** The current host's in-flight count includes this tunnel. */
+  #leased = false;
+  #abort: ((err?: Error) => void) | undefined;
+  #status = 0;
+
+  constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, client: Duplex, head: Buffer) {
+    this.#forwarder = forwarder;
+    this.#route = route;
+    this.#req = req;
+    this.#client = client;
+    this.#head = head;
+  }
+
+  start(): void {
+    this.#forwarder.started();
+    const clientIp = clientAddress(this.#req.socket.remoteAddress);
+    const trusted = this.#forwarder.deps.trustedProxies?.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4') ?? false;
+    this.#headers = forwardRequestHeaders(this.#req.rawHeaders, { clientIp, trusted, httpVersion: this.#req.httpVersion }).headers;
+    this.#client.once('close', this.#onClientClose);
+    this.#try();
+  }
+
+  #try(): void {
+    const host = this.#route.upstream.pick(undefined, this.#tried);
+    if (host === undefined) {
+      this.#end(FAILURES.noServer);
+      return;
+    }
+    this.#tried.push(host);
+    this.#host = host;
+    host.inflight++;
+    this.#leased = true;
+    this.#reachedUpstream = false;
+    this.#startedAt = performance.now();
+    try {
+      host.pool.dispatch({
+        path: this.#req.url ?? '/',
+        method: 'GET',
+        headers: this.#headers,
+        upgrade: 'websocket',
+        headersTimeout: this.#route.policy.perTryTimeoutMs ?? this.#route.upstream.config.timeouts.request,
+      }, this);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  readonly #onClientClose = (): void => {
+    this.#abort?.(new Error('client closed'));
+  };
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    this.#reachedUpstream = true;
+    if (this.#client.destroyed) abort(new Error('client closed'));
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex): void {
+    this.#status = statusCode;
+    this.#report({ kind: 'response', status: statusCode, latencyMs: performance.now() - this.#startedAt });
+    upstream.on('error', noop);
+    if (this.#client.destroyed) {
+      upstream.destroy();
+      this.#release();
+      this.#done(499);
+      return;
+    }
+    const headers = forwardResponseHeaders((rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)));
+    let head = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    this.#client.write(`${head}\r\n`);
+    if (this.#head.length > 0) upstream.write(this.#head);
+    // Either side closing or failing tears down both: a half-open tunnel is a leaked socket.
+    // The lease on the server is held while the tunnel is open, so least-request sees long-lived sockets.
+    const teardown = (): void => {
+      this.#client.destroy();
+      upstream.destroy();
+      this.#release();
+      this.#done(101);
+    };
+    this.#client.once('close', teardown);
+    upstream.once('close', teardown);
+    this.#client.pipe(upstream);
+    upstream.pipe(this.#client);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], _resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true;
+    // Not 101: relay it as an ordinary response, then close; the client must not treat the socket as upgraded.
+    this.#status = statusCode;
+    this.#responseStarted = true;
+    const headers = forwardResponseHeaders(rawHeaders);
+    let head = `HTTP/1.1 ${statusCode} ${statusText || 'Upgrade Refused'}\r\nconnection: close\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    this.#client.write(`${head}\r\n`);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#client.write(chunk);
+  }
+
+  onComplete(): void {
+    this.#release();
+    this.#report({ kind: 'response', status: this.#status, latencyMs: performance.now() - this.#startedAt });
+    this.#client.end();
+    this.#done(this.#status);
+  }
+
+  onError(err: Error): void {
+    this.#release();
+    if (this.#client.destroyed) {
+      this.#done(499);
+      return;
+    }
+    const { failure, outcome } = classifyUpstreamError(err, this.#reachedUpstream);
+    if (outcome !== undefined) this.#report(outcome);
+    if (this.#responseStarted) {
+      this.#client.destroy();
+      this.#done(failure.status);
+      return;
+    }
+    // An upgrade request carries no body, so a connect failure can always go to the next server.
+    if (outcome?.kind === 'connect-failure' && this.#tried.length < this.#route.policy.attempts) {
+      this.#forwarder.deps.metrics.retries.inc({ upstream: this.#route.upstream.name, reason: 'connect-failure' });
+      this.#try();
+      return;
+    }
+    this.#end(failure);
+  }
+
+  #report(outcome: Outcome): void {
+    const host = this.#host!;
+    if (outcome.kind === 'response') host.latency.observe(outcome.latencyMs);
+    else host.latency.observeFailure();
+    this.#route.upstream.observe(host, outcome);
+    this.#forwarder.deps.metrics.attempts.inc({ upstream: this.#route.upstream.name, server: host.address, outcome: outcomeLabel(outcome) });
+  }
+
+  #release(): void {
+    if (this.#leased) {
+      this.#host!.inflight--;
+      this.#leased = false;
+    }
+  }
+
+  #end(failure: Failure): void {
+    writeFailure(this.#client, failure);
+    this.#done(failure.status);
+  }
+
+  #finished = false;
+
+  #done(status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#route.metrics.request(status, (performance.now() - this.#startedAt) / 1000);
+    this.#forwarder.finished();
+  }
+}
+
+/** A proxy-generated response on a raw socket (no ServerResponse exists for an upgrade request), then close. */
+export function writeFailure(socket: Duplex, failure: Failure, detail?: string): void {
+  if (socket.destroyed) return;
+  const body = detail === undefined ? `${failure.message}\n` : `${failure.message}: ${detail}\n`;
+  let head = `HTTP/1.1 ${failure.status} ${failure.message}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n`;
+  head += `content-length: ${Buffer.byteLength(body)}\r\nx-ballast-error: ${failure.code}\r\n`;
+  if (failure.retryAfter !== undefined) head += `retry-after: ${failure.retryAfter}\r\n`;
+  socket.end(`${head}\r\n${body}`);
+}

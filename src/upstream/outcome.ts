@@ -1,0 +1,22 @@
+/**
+ * What the data path reports after each attempt to a server, through one sink (Envoy `putResult`).
+ * Local-origin failures (the connection never carried a response) stay apart from upstream 5xx answers, so
+ * outlier detection can count gateway failures separately from consecutive 5xx.
+ */
+export type Outcome =
+  | { readonly kind: 'connect-failure' }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'reset' }
+  | { readonly kind: 'response'; readonly status: number; readonly latencyMs: number };
+
+export type OutcomeKind = Outcome['kind'];
+
+export const CONNECT_FAILURE: Outcome = Object.freeze({ kind: 'connect-failure' });
+export const TIMEOUT: Outcome = Object.freeze({ kind: 'timeout' });
+export const RESET: Outcome = Object.freeze({ kind: 'reset' });
+
+/** The label value for `ballast_upstream_attempts_total{outcome}`: bounded, never a raw status. */
+export function outcomeLabel(o: Outcome): string {
+  if (o.kind !== 'response') return o.kind;
+  return o.status >= 500 ? '5xx' : o.status >= 400 ? '4xx' : o.status >= 300 ? '3xx' : o.status >= 200 ? '2xx' : '1xx';
+}
