@@ -1,0 +1,101 @@
+/** The `ballast` command as a user runs it: a separate process, real signals, real sockets. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { startOrigin, type Origin } from './helpers/origin.js';
+import { get } from './helpers/ballast.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'ballast-cli-'));
+const children: ChildProcess[] = [];
+const origins: Origin[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const o of origins.splice(0)) await o.close();
+});
+
+function run(args: string[]): ChildProcess & { out: () => string; err: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  return Object.assign(child, { out: () => out, err: () => err });
+}
+
+async function exitCode(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('ballast validate', () => {
+  it('exits 0 for a valid file', async () => {
+    const child = run(['validate', '--config', join(import.meta.dirname, '..', 'config', 'ballast.yaml')]);
+    expect(await exitCode(child)).toBe(0);
+    expect(child.out()).toContain('ok');
+  });
+
+  it('prints every error with file, line and column, and exits 1', async () => {
+    const path = file('bad.yaml', `listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api }] }
+upstreams:
+  - name: api
+    balance: round-robbin
+    servers: [{ address: 127.0.0.1:9000, wieght: 2 }]
+`);
+    const child = run(['validate', '--config', path]);
+    expect(await exitCode(child)).toBe(1);
+    expect(child.err()).toContain(`${path}:5:14 upstreams[0].balance: Invalid option`);
+    expect(child.err()).toContain(`${path}:6:42 upstreams[0].servers[0].wieght: unknown key "wieght"`);
+    expect(child.err()).toContain('2 errors');
+  });
+
+  it('refuses to start on an invalid file, binding nothing', async () => {
+    const path = file('bad-run.yaml', 'listeners: []\nupstreams: []\n');
+    const child = run(['--config', path]);
+    expect(await exitCode(child)).toBe(1);
+    expect(child.err()).toContain('at least one listener');
+  });
+});
+
+describe('ballast --config', () => {
+  it('proxies, then on SIGTERM finishes the request in flight and exits 0', async () => {
+    const origin = await startOrigin('slow');
+    origins.push(origin);
+    origin.handler = (_req, res) => setTimeout(() => res.end('finished'), 500);
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const path = file('run.yaml', `
+admin: { listen: 127.0.0.1:0 }
+logging: { level: info, access_log: false }
+listeners:
+  - { name: web, listen: 127.0.0.1:${port}, routes: [{ upstream: api }] }
+upstreams:
+  - { name: api, servers: [{ address: ${origin.address} }] }
+`);
+    const child = run(['--config', path]);
+    const until = Date.now() + 10_000;
+    while (!child.out().includes('"listening"')) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`did not start: ${child.err()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const inflight = get(`http://127.0.0.1:${port}/slow`);
+    while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGTERM');
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('finished');
+    expect(await exitCode(child)).toBe(0);
+    expect(child.out()).toContain('draining');
+  });
+});

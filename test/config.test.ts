@@ -1,0 +1,168 @@
+/** Config loading: every error names the key path, line and column; defaults fill the rest. */
+import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig, type ConfigError } from '../src/config/load.js';
+import { parseDuration, parsePercent, parseSize } from '../src/config/units.js';
+
+function errorsOf(text: string, env: NodeJS.ProcessEnv = {}): ConfigError[] {
+  const r = parseConfig(text, env);
+  if (r.ok) throw new Error('expected the config to be refused');
+  return r.errors;
+}
+
+const MINIMAL = `
+listeners:
+  - name: web
+    listen: 127.0.0.1:8080
+    routes: [{ upstream: api }]
+upstreams:
+  - name: api
+    servers: [{ address: 127.0.0.1:9000 }]
+`;
+
+describe('config loading', () => {
+  it('accepts the smallest useful file and fills every default', () => {
+    const r = parseConfig(MINIMAL, {});
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const c = r.config;
+    expect(c.admin.listen).toEqual({ host: '127.0.0.1', port: 9901 });
+    expect(c.logging).toEqual({ level: 'info', access_log: true });
+    expect(c.workers).toBe(1);
+    const l = c.listeners[0]!;
+    expect(l.protocol).toBe('http');
+    const u = c.upstreams[0]!;
+    expect(u.balance).toBe('round-robin');
+    expect(u.servers[0]).toEqual({ address: { host: '127.0.0.1', port: 9000 }, weight: 1, backup: false });
+    expect(u.retry.attempts).toBe(3);
+    expect(u.retry.buffer_body).toBe(65536);
+    expect(u.retry.backoff).toEqual({ base: 25, max: 250 });
+    expect(u.timeouts).toEqual({ connect: 2000, request: 30000, idle: 60000 });
+    expect(u.panic_threshold).toBe(0.5);
+    expect(Object.isFrozen(c.upstreams[0]!.servers)).toBe(true);
+  });
+
+  it('names the key, line, column and allowed values of a misspelt enum', () => {
+    const errors = errorsOf(MINIMAL.replace('  - name: api\n', '  - name: api\n    balance: round-robbin\n'));
+    expect(errors).toHaveLength(1);
+    const e = errors[0]!;
+    expect(e.path).toBe('upstreams[0].balance');
+    expect(e.line).toBe(8);
+    expect(e.column).toBe(14);
+    expect(e.message).toContain('"weighted-round-robin"');
+    expect(e.message).toContain('"maglev"');
+    expect(e.message).toContain('got "round-robbin"');
+  });
+
+  it('reports every error at once, each at its own position', () => {
+    const text = `
+listeners:
+  - name: web
+    listen: nowhere
+    colour: red
+    routes: [{ upstream: missing }]
+upstreams:
+  - name: api
+    servers:
+      - { address: 127.0.0.1:9000, weight: 0 }
+    health_check: { interval: 2 }
+    retry: { budget: 150%, buffer_body: lots }
+`;
+    const errors = errorsOf(text);
+    const byPath = Object.fromEntries(errors.map((e) => [e.path, e]));
+    expect(byPath['listeners[0].listen']).toMatchObject({ line: 4, column: 13 });
+    expect(byPath['listeners[0].colour']).toMatchObject({ line: 5, column: 5, message: 'unknown key "colour"' });
+    expect(byPath['upstreams[0].servers[0].weight']).toMatchObject({ line: 10, column: 44 });
+    expect(byPath['upstreams[0].health_check.interval']!.message).toContain('duration');
+    expect(byPath['upstreams[0].retry.budget']!.message).toContain('150%');
+    expect(byPath['upstreams[0].retry.buffer_body']!.message).toContain('size');
+    // The route's upstream is only checked once the rest parses: fix-and-retry then shows it.
+    expect(errors.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('refuses references to upstreams that do not exist, and duplicate names', () => {
+    const errors = errorsOf(`
+listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: nope }] }
+upstreams:
+  - { name: api, servers: [{ address: 127.0.0.1:9000 }] }
+  - { name: api, servers: [{ address: 127.0.0.1:9001 }] }
+`);
+    expect(errors.map((e) => e.path).sort()).toEqual(['listeners[0].routes[0].upstream', 'upstreams[1].name']);
+    expect(errors.find((e) => e.path === 'listeners[0].routes[0].upstream')!.message).toContain('no upstream is named "nope"');
+  });
+
+  it('points a missing required key at its parent', () => {
+    const errors = errorsOf(`
+listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api }] }
+upstreams:
+  - name: api
+`);
+    expect(errors[0]).toMatchObject({ path: 'upstreams[0].servers', line: 5, column: 5 });
+    expect(errors[0]!.message).toContain('missing required key');
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    const errors = errorsOf('listeners:\n  - name: web\n   listen: [oops\n');
+    expect(errors[0]!.line).toBeGreaterThan(0);
+    expect(errors[0]!.column).toBeGreaterThan(0);
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default} in values, and names a missing variable', () => {
+    const text = MINIMAL.replace('127.0.0.1:9000', '"${ORIGIN}"').replace('listen: 127.0.0.1:8080', 'listen: "${LISTEN:-127.0.0.1:8081}"');
+    const r = parseConfig(text, { ORIGIN: '10.1.2.3:7000' });
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.config.upstreams[0]!.servers[0]!.address).toEqual({ host: '10.1.2.3', port: 7000 });
+      expect(r.config.listeners[0]!.listen).toEqual({ host: '127.0.0.1', port: 8081 });
+    }
+    const errors = errorsOf(text, {});
+    expect(errors[0]).toMatchObject({ path: 'upstreams[0].servers[0].address', message: 'environment variable ORIGIN is not set' });
+  });
+
+  it('refuses a non-loopback admin listener without a token', () => {
+    const errors = errorsOf(`admin: { listen: 0.0.0.0:9901 }\n${MINIMAL}`);
+    expect(errors[0]!.path).toBe('admin.token');
+  });
+
+  it('accepts JSON, which is YAML too', () => {
+    const r = parseConfig(JSON.stringify({
+      listeners: [{ name: 'db', protocol: 'tcp', listen: ':6432', upstream: 'pg' }],
+      upstreams: [{ name: 'pg', servers: [{ address: '[::1]:5432' }] }],
+    }), {});
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.config.listeners[0]!.listen).toEqual({ host: '0.0.0.0', port: 6432 });
+      expect(r.config.upstreams[0]!.servers[0]!.address).toEqual({ host: '::1', port: 5432 });
+    }
+  });
+
+  it('validates every example in config/', () => {
+    const dir = join(import.meta.dirname, '..', 'config');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    for (const f of files) {
+      const r = parseConfig(readFileSync(join(dir, f), 'utf8'), { BALLAST_ADMIN_TOKEN: 'x'.repeat(32) });
+      expect(r.ok ? [] : r.errors, f).toEqual([]);
+    }
+  });
+});
+
+describe('units', () => {
+  it.each([
+    ['250ms', 250], ['2s', 2000], ['1.5s', 1500], ['1m', 60000], ['1h', 3600000], ['0', 0],
+  ])('duration %s is %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
+  it.each(['2', '1 d', '-1s', 's', ''])('"%s" is not a duration', (text) => expect(parseDuration(text)).toBeUndefined());
+  it.each([
+    ['64KiB', 65536], ['1MiB', 1048576], ['512', 512], ['1KB', 1000], ['1GiB', 1073741824],
+  ])('size %s is %d bytes', (text, n) => expect(parseSize(text)).toBe(n));
+  it('reads percentages as shares', () => {
+    expect(parsePercent('50%')).toBe(0.5);
+    expect(parsePercent('0%')).toBe(0);
+    expect(parsePercent('100%')).toBe(1);
+    expect(parsePercent('101%')).toBeUndefined();
+    expect(parsePercent('50')).toBeUndefined();
+  });
+});
