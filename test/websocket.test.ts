@@ -1,0 +1,95 @@
+/** WebSocket through the proxy: tunnelled only after a 101, relayed as a response otherwise, torn down together. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startBallast, simpleConfig, type TestBallast } from './helpers/ballast.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function listen(server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanup.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function echoOrigin(): Promise<{ address: string; wss: WebSocketServer; server: Server }> {
+  const server = createServer((_req, res) => res.end('plain'));
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (socket, req) => {
+    socket.on('message', (data, binary) => socket.send(binary ? data : `${String(data)} (via ${req.headers['x-forwarded-for']})`));
+  });
+  cleanup.push(() => { for (const c of wss.clients) c.terminate(); wss.close(); });
+  return { address: await listen(server), wss, server };
+}
+
+async function proxy(address: string): Promise<TestBallast> {
+  const b = await startBallast(simpleConfig([address]));
+  cleanup.push(() => b.stop());
+  return b;
+}
+
+describe('websocket', () => {
+  it('echoes text and binary messages through the proxy', async () => {
+    const origin = await echoOrigin();
+    const b = await proxy(origin.address);
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    ws.on('error', () => {});
+    await once(ws, 'open');
+    ws.send('hello');
+    const [text] = (await once(ws, 'message')) as [Buffer];
+    expect(String(text)).toBe('hello (via 127.0.0.1)');
+    const payload = Buffer.alloc(256 * 1024, 3);
+    ws.send(payload);
+    const [echoed] = (await once(ws, 'message')) as [Buffer];
+    expect(Buffer.compare(echoed, payload)).toBe(0);
+    ws.close();
+    await once(ws, 'close');
+  });
+
+  it('relays a refusal as an ordinary response instead of tunnelling', async () => {
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nno way\n');
+    });
+    const address = await listen(server);
+    const b = await proxy(address);
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
+    expect(res.statusCode).toBe(403);
+    let body = '';
+    for await (const chunk of res) body += String(chunk);
+    expect(body).toBe('no way\n');
+  });
+
+  it('closes the client when the origin goes away, and frees the server lease', async () => {
+    const origin = await echoOrigin();
+    const b = await proxy(origin.address);
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    ws.on('error', () => {});
+    await once(ws, 'open');
+    const host = b.ballast.upstreams.get('pool')!.hosts[0]!;
+    expect(host.inflight).toBe(1);
+    for (const c of origin.wss.clients) c.terminate();
+    await once(ws, 'close');
+    const until = Date.now() + 2000;
+    while (host.inflight !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(host.inflight).toBe(0);
+  });
+
+  it('answers 502 when no origin accepts the upgrade', async () => {
+    const server = createServer();
+    const address = await listen(server);
+    await new Promise<void>((r) => { server.close(() => r()); });
+    const b = await proxy(address);
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
+    expect(res.statusCode).toBe(502);
+    res.resume();
+  });
+});
