@@ -6,6 +6,8 @@ export default defineConfig({
     // Tests bind real sockets on 127.0.0.1; two forks keep the 2-core budget honest.
     pool: 'forks',
     maxWorkers: 2,
+    // Chaos tests force a collection before comparing memory with its baseline.
+    execArgv: ['--expose-gc'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },

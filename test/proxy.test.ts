@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { startOrigin, type Origin } from './helpers/origin.js';
-import { get, startBallast, simpleConfig, type TestBallast } from './helpers/ballast.js';
+import { get, startBallast, simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -76,7 +76,7 @@ upstreams:
       req.pipe(res);
     });
     const b = await ballast(simpleConfig([o!.address]).replace('level: info', 'level: silent'));
-    const total = 64 * 1024 * 1024;
+    const total = 256 * 1024 * 1024;
     const chunk = Buffer.alloc(64 * 1024, 7);
     let sent = 0;
     const body = new Readable({
@@ -103,8 +103,9 @@ upstreams:
     });
     expect(res.status).toBe(200);
     expect(res.bytes).toBe(total);
-    // 64 MiB went through both ways; memory grew by far less than the body.
-    expect(peak - before).toBeLessThan(40 * 1024 * 1024);
+    // 256 MiB went through both ways; memory grew by a fraction of it (garbage the GC has not yet reclaimed is
+    // about the same for 64 MiB and 256 MiB bodies: flat, not proportional).
+    expect(peak - before).toBeLessThan(total / 2);
   });
 });
 
@@ -306,11 +307,3 @@ describe('graceful shutdown', () => {
     await expect(get(b.url('/'))).rejects.toThrow();
   });
 });
-
-export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

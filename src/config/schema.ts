@@ -146,8 +146,8 @@ const retry = z.strictObject({
   per_try_timeout: duration.optional(),
   backoff: z.strictObject({ base: duration.default(25), max: duration.default(250) }).prefault({}),
   budget: percent.default(0.2),
-  /** Retries always allowed regardless of the budget share (Finagle: 10/s; here, a concurrent floor). */
-  min_retries: z.number().int().min(0).default(3),
+  /** Concurrent retries always allowed whatever the budget share (Envoy `min_retry_concurrency`; Finagle's 10/s floor). */
+  min_retries: z.number().int().min(0).default(10),
   buffer_body: size.default(64 * 1024),
   /** Treat non-idempotent requests carrying `Idempotency-Key` as retryable (draft-ietf-httpapi-idempotency-key-header). */
   idempotency_key: z.boolean().default(false),
@@ -163,7 +163,8 @@ const limits = z.strictObject({
   max_connections: z.number().int().min(1).default(1024),
   max_pending_requests: z.number().int().min(0).default(1024),
   max_requests: z.number().int().min(1).default(10_000),
-  max_retries: z.number().int().min(0).default(3),
+  /** A fixed cap on concurrent retries; when unset the retry budget governs (as in Envoy, where a budget replaces it). */
+  max_retries: z.number().int().min(0).optional(),
 });
 
 const upstream = z.strictObject({

@@ -69,3 +69,12 @@ ${servers.map((s) => `      - { address: ${s} }`).join('\n')}
 ${upstreamExtra}
 `;
 }
+
+/** Polls until `cond` holds; fails after `timeoutMs`. Tests assert behaviour, not timings. */
+export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

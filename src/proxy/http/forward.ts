@@ -23,6 +23,7 @@ import { framingProblem, hasRequestBody } from './framing.js';
 import type { Route, Router } from './router.js';
 import type { RetryPolicy } from './retry-policy.js';
 import { clientAddress } from './client-address.js';
+import type { CircuitBreaker, Limit } from './circuit-breaker.js';
 
 /** Per-route state computed once per config, never per request. */
 export interface CompiledRoute {
@@ -31,6 +32,7 @@ export interface CompiledRoute {
   readonly policy: RetryPolicy;
   readonly metrics: RouteMetrics;
   readonly hashKey: HashKeyReader | undefined;
+  readonly breaker: CircuitBreaker;
 }
 
 export interface ForwarderDeps {
@@ -45,6 +47,13 @@ export interface ForwarderDeps {
 }
 
 const noop = (): void => {};
+
+/** Below this, a per-try or request timeout gets a native timer (undici's headers timer has ~1 s resolution). */
+const PRECISE_TIMEOUT_BELOW_MS = 5000;
+
+function onAttemptTimeout(attempt: Attempt): void {
+  attempt.timedOut();
+}
 
 export class HttpForwarder {
   readonly deps: ForwarderDeps;
@@ -102,6 +111,7 @@ interface AttemptRecord {
 class Exchange {
   readonly #forwarder: HttpForwarder;
   readonly #route: CompiledRoute;
+  readonly breaker: CircuitBreaker;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly #startedAt = performance.now();
@@ -120,11 +130,14 @@ class Exchange {
   responseStarted = false;
   #finished = false;
   #clientGone = false;
+  /** The one free retry for a keep-alive race has been used. */
+  #raceRetried = false;
   bytesSent = 0;
 
   constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, res: ServerResponse) {
     this.#forwarder = forwarder;
     this.#route = route;
+    this.breaker = route.breaker;
     this.req = req;
     this.res = res;
     this.#deadline = this.#startedAt + route.upstream.config.timeouts.request;
@@ -145,9 +158,9 @@ class Exchange {
     }
 
     const upstream = this.#route.upstream;
-    if (upstream.active >= upstream.config.limits.max_requests) {
-      deps.metrics.overflows.inc({ upstream: upstream.name, limit: 'max_requests' });
-      this.#fail(FAILURES.overflow, 'max_requests');
+    const limit = this.#route.breaker.admitRequest();
+    if (limit !== undefined) {
+      this.#overflow(limit);
       return;
     }
     upstream.active++;
@@ -203,19 +216,23 @@ class Exchange {
     }
     this.#tried.push(host);
     host.inflight++;
-    const attempt = new Attempt(this, host);
+    const attempt = new Attempt(this, host, this.#records.length > 0);
+    if (attempt.isRetry) this.#route.breaker.retries++;
+    this.#route.breaker.pending++;
     this.#current = attempt;
     this.#records.push({ server: host.address, outcome: 'pending' });
-    const now = performance.now();
-    const remaining = Math.max(1, this.#deadline - now);
+    const remaining = Math.max(1, this.#deadline - performance.now());
     const perTry = this.#route.policy.perTryTimeoutMs;
+    const headersTimeout = perTry === undefined ? remaining : Math.min(perTry, remaining);
+    // undici's own headers timer ticks once a second; short timeouts need a precise timer of their own.
+    if (headersTimeout < PRECISE_TIMEOUT_BELOW_MS) attempt.armTimeout(headersTimeout);
     const req = this.req;
     const opts: Dispatcher.DispatchOptions = {
       path: req.url ?? '/',
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: this.#headers,
       body: this.#body,
-      headersTimeout: perTry === undefined ? remaining : Math.min(perTry, remaining),
+      headersTimeout,
       bodyTimeout: upstream.config.timeouts.idle,
     };
     try {
@@ -230,12 +247,14 @@ class Exchange {
     const policy = this.#route.policy;
     if (policy.retriesStatus(status) && this.#records.length < policy.attempts && !this.#clientGone) {
       const outcome: Outcome = { kind: 'response', status, latencyMs: performance.now() - attempt.startedAt };
-      const reason = this.#retryReason(outcome, true);
+      // RFC 9110 §10.2.3: a 503 or 429 may say when to come back; wait that long if the deadline allows.
+      const retryAfterMs = status === 503 || status === 429 ? retryAfterMillis(rawHeaders) : undefined;
+      const reason = this.#retryReason(outcome, true, retryAfterMs);
       if (reason !== undefined) {
         // Drop this response (its connection too: the body is not worth reading) and try another server.
         attempt.discard();
         this.#settle(attempt, outcome);
-        this.#retry(reason);
+        this.#retry(reason, retryAfterMs);
         return false;
       }
     }
@@ -276,17 +295,30 @@ class Exchange {
       return;
     }
     if (outcome !== undefined && this.#records.length < this.#route.policy.attempts) {
-      const reason = this.#retryReason(outcome, attempt.reachedUpstream);
+      const reason = this.#retryReason(outcome, attempt.reachedUpstream, undefined);
       if (reason !== undefined) {
-        this.#retry(reason);
+        this.#retry(reason, undefined);
         return;
       }
+    }
+    if (outcome?.kind === 'reset' && !this.#raceRetried && this.#mayRetryRace()) {
+      // A pooled keep-alive connection the origin closed just as it was reused (RFC 9112 §9.3.1 allows the
+      // retry of an idempotent request on a new connection): retry once, whatever the policy says.
+      this.#raceRetried = true;
+      this.#retry('keepalive-race', undefined);
+      return;
     }
     this.#fail(failure, err.message);
   }
 
+  #mayRetryRace(): boolean {
+    const method = this.req.method ?? 'GET';
+    return this.#route.policy.maySendAgain({ method, reachedUpstream: true, bodyReplayable: this.#bodyReplayable(), hasIdempotencyKey: false })
+      && performance.now() < this.#deadline;
+  }
+
   /** The retry reason when the policy covers this outcome and the safety rules allow sending the request again. */
-  #retryReason(outcome: Outcome, reachedUpstream: boolean): string | undefined {
+  #retryReason(outcome: Outcome, reachedUpstream: boolean, retryAfterMs: number | undefined): string | undefined {
     const policy = this.#route.policy;
     const reason = policy.reasonFor(outcome);
     if (reason === undefined) return undefined;
@@ -298,18 +330,25 @@ class Exchange {
       this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: why });
       return undefined;
     }
-    if (performance.now() >= this.#deadline) {
+    if (performance.now() + (retryAfterMs ?? 0) >= this.#deadline) {
       this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: 'deadline' });
+      return undefined;
+    }
+    // A refused connection reached nothing and costs the pool nothing, so it does not draw from the budget.
+    if (outcome.kind !== 'connect-failure' && !this.#route.breaker.admitRetry(policy.budgetShare, policy.minRetries)) {
+      this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: 'budget' });
+      this.#forwarder.deps.metrics.overflows.inc({ upstream: upstream.name, limit: 'max_retries' });
       return undefined;
     }
     return reason;
   }
 
-  #retry(reason: string): void {
+  #retry(reason: string, retryAfterMs: number | undefined): void {
     const upstream = this.#route.upstream;
     this.#records[this.#records.length - 1]!.retryReason = reason;
     this.#forwarder.deps.metrics.retries.inc({ upstream: upstream.name, reason });
-    const delay = this.#route.policy.backoffMs(this.#records.length - 1, this.#forwarder.deps.random);
+    const backoff = this.#route.policy.backoffMs(this.#records.length - 1, this.#forwarder.deps.random);
+    const delay = Math.max(backoff, retryAfterMs ?? 0);
     if (delay <= 0) {
       this.#attempt();
       return;
@@ -325,6 +364,8 @@ class Exchange {
     if (attempt.settled) return;
     attempt.settled = true;
     if (this.#current === attempt) this.#current = undefined;
+    attempt.leavePending();
+    if (attempt.isRetry) this.#route.breaker.retries--;
     const host = attempt.host;
     host.inflight--;
     const record = this.#records[this.#records.length - 1]!;
@@ -344,6 +385,12 @@ class Exchange {
     if (this.#finished) return;
     sendFailure(this.res, failure, this.#requestId, false, undefined);
     this.#finish(failure.status, detail);
+  }
+
+  #overflow(limit: Limit): void {
+    this.#forwarder.deps.metrics.overflows.inc({ upstream: this.#route.upstream.name, limit });
+    sendFailure(this.res, FAILURES.overflow, this.#requestId, false, limit, { 'x-ballast-overflow': limit });
+    this.#finish(FAILURES.overflow.status, limit);
   }
 
   readonly #onClientClose = (): void => {
@@ -394,18 +441,51 @@ class Attempt implements Dispatcher.DispatchHandler {
   readonly exchange: Exchange;
   readonly host: Host;
   readonly startedAt = performance.now();
+  /** Not the request's first attempt: counts against the retry budget while in flight. */
+  readonly isRetry: boolean;
   reachedUpstream = false;
   settled = false;
+  /** Counted in the breaker's `pending` until a connection picks it up. */
+  #pending = true;
   resume: (() => void) | undefined;
   #abort: ((err?: Error) => void) | undefined;
   /** Set when this attempt's response is no longer wanted: its callbacks are ignored. */
   #dropped = false;
   /** Set when the client went away: the attempt is aborted as soon as undici lets us. */
   #cancelled = false;
+  #timer: NodeJS.Timeout | undefined;
+  #timeoutError: Error | undefined;
 
-  constructor(exchange: Exchange, host: Host) {
+  constructor(exchange: Exchange, host: Host, isRetry: boolean) {
     this.exchange = exchange;
     this.host = host;
+    this.isRetry = isRetry;
+  }
+
+  leavePending(): void {
+    if (this.#pending) {
+      this.#pending = false;
+      this.exchange.breaker.pending--;
+    }
+  }
+
+  armTimeout(ms: number): void {
+    this.#timer = setTimeout(onAttemptTimeout, ms, this);
+    this.#timer.unref();
+  }
+
+  /** The per-try (or request) timer fired before response headers: abort as a headers timeout. */
+  timedOut(): void {
+    this.#timer = undefined;
+    this.#timeoutError = Object.assign(new Error('upstream did not answer within the per-try timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    this.#abort?.(this.#timeoutError);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
   }
 
   discard(): void {
@@ -421,13 +501,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     this.reachedUpstream = true;
+    this.leavePending();
     if (this.#dropped || this.#cancelled) abort(new Error('attempt no longer wanted'));
+    else if (this.#timeoutError !== undefined) abort(this.#timeoutError);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.#dropped) return false;
     // 1xx interim responses (RFC 9110 §15.2) are not relayed; Node sends its own 100 Continue.
     if (statusCode < 200) return true;
+    this.#clearTimer();
     this.resume = resume;
     return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders, statusText);
   }
@@ -438,11 +521,13 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    this.#clearTimer();
     if (this.#dropped) return;
     this.exchange.onAttemptComplete(this);
   }
 
   onError(err: Error): void {
+    this.#clearTimer();
     if (this.#dropped) return;
     this.#dropped = true;
     this.exchange.onAttemptError(this, err);
@@ -450,7 +535,14 @@ class Attempt implements Dispatcher.DispatchHandler {
 }
 
 /** Writes a proxy-generated error response, once, if the response has not started. */
-export function sendFailure(res: ServerResponse, failure: Failure, requestId: string | undefined, close: boolean, detail?: string): void {
+export function sendFailure(
+  res: ServerResponse,
+  failure: Failure,
+  requestId: string | undefined,
+  close: boolean,
+  detail?: string,
+  extra?: Record<string, string>,
+): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -464,6 +556,20 @@ export function sendFailure(res: ServerResponse, failure: Failure, requestId: st
   if (requestId !== undefined) headers['x-request-id'] = requestId;
   if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
   if (close) headers.connection = 'close';
+  if (extra !== undefined) Object.assign(headers, extra);
   res.writeHead(failure.status === 499 ? 400 : failure.status, headers);
   res.end(body);
+}
+
+/** `Retry-After` in milliseconds, from delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined if absent or bad. */
+export function retryAfterMillis(rawHeaders: readonly Buffer[]): number | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 11 || name.toString('latin1').toLowerCase() !== 'retry-after') continue;
+    const value = rawHeaders[i + 1]!.toString('latin1').trim();
+    if (/^\d+$/.test(value)) return Number(value) * 1000;
+    const at = Date.parse(value);
+    return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  }
+  return undefined;
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../../log.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { HttpForwarder, type CompiledRoute } from './forward.js';
 import { RetryPolicy } from './retry-policy.js';
+import { circuitBreakerFor } from './circuit-breaker.js';
 import { Router, type Route } from './router.js';
 import { handleUpgrade } from './upgrade.js';
 
@@ -40,6 +41,7 @@ export class HttpListener {
         policy: new RetryPolicy(route.retry),
         metrics: deps.metrics.forRoute(config.name, upstream.name),
         hashKey: HASHING.has(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
+        breaker: circuitBreakerFor(upstream),
       });
     }
     this.forwarder = new HttpForwarder({
@@ -125,14 +127,38 @@ function trustedProxies(cidrs: readonly string[]): BlockList | undefined {
   return list;
 }
 
-/** What llhttp refused: answer once, plainly, and close (RFC 9112 §2.2: a server may close after a 400). */
-function onClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+/**
+ * What llhttp refused: answer once, plainly, and close (RFC 9112 §2.2: a server may close after a 400).
+ * As Node's own default does, a status is written whenever no response head has gone out on this socket yet, even
+ * with a request pending (a chunked body found malformed after its head was parsed): only a response already under
+ * way cannot take one, and is cut short instead.
+ */
+function onClientError(err: Error & { code?: string; bytesParsed?: number; rawPacket?: Buffer }, socket: Duplex): void {
+  const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  // RFC 9112 §9.6: after a request with `close` (or HTTP/1.0 without keep-alive) llhttp refuses whatever follows.
+  // The request that asked to close is still answered, and its response closes the connection; the rest is ignored.
+  if (err.code === 'HPE_CLOSED_CONNECTION' && pending != null) return;
+  if (!socket.writable || (pending != null && pending.headersSent !== false)) {
     socket.destroy();
     return;
   }
   let status = '400 Bad Request';
-  if (err.code === 'HPE_HEADER_OVERFLOW') status = '431 Request Header Fields Too Large';
+  if (err.code === 'HPE_HEADER_OVERFLOW') status = overflowInRequestLine(err) ? '414 URI Too Long' : '431 Request Header Fields Too Large';
   else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = '408 Request Timeout';
-  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  const response = `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+  // A pending request is cancelled as soon as the answer is flushed (the socket's close aborts its upstream attempt),
+  // rather than waiting for the client to close its side.
+  if (pending != null) socket.end(response, () => socket.destroy());
+  else socket.end(response);
+}
+
+/**
+ * Whether the size limit was hit before the request line ended (RFC 9112 §3: a request-target too long to parse
+ * MUST get 414). Only knowable when the packet that overflowed starts with the request line; otherwise 431.
+ */
+function overflowInRequestLine(err: { bytesParsed?: number; rawPacket?: Buffer }): boolean {
+  const packet = err.rawPacket;
+  if (packet === undefined || !Buffer.isBuffer(packet)) return false;
+  const parsed = packet.subarray(0, err.bytesParsed ?? packet.length);
+  return parsed.indexOf(10 /* LF */) === -1 && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ /.test(parsed.subarray(0, 32).toString('latin1'));
 }

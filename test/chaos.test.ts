@@ -1,0 +1,324 @@
+/**
+ * Chaos: real origins misbehave on cue. Each scenario states what the client must see, checks it, and checks that
+ * leases, circuit-breaker counters, client sockets and memory return to their baseline afterwards.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { startOrigin, type Origin } from './helpers/origin.js';
+import { startBallast, simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
+import { circuitBreakerFor } from '../src/proxy/http/circuit-breaker.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function origins(n: number): Promise<Origin[]> {
+  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
+  cleanup.push(async () => {
+    await Promise.all(list.map((o) => o.close()));
+  });
+  return list;
+}
+
+async function ballast(yaml: string): Promise<TestBallast> {
+  const b = await startBallast(yaml);
+  cleanup.push(() => b.stop());
+  return b;
+}
+
+interface Result {
+  status: number;
+  body: string;
+  ms: number;
+  error?: string;
+}
+
+async function send(client: Agent, url: string, method = 'GET', body?: string | Buffer): Promise<Result> {
+  const started = performance.now();
+  try {
+    const res = await request(url, { method: method as 'GET', dispatcher: client, ...(body !== undefined && { body }) });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text, ms: performance.now() - started };
+  } catch (err) {
+    return { status: 0, body: '', ms: performance.now() - started, error: (err as Error).message };
+  }
+}
+
+function client(): Agent {
+  const agent = new Agent({ connections: 64, keepAliveTimeout: 1000 });
+  cleanup.push(() => (agent.closed ? undefined : agent.close()));
+  return agent;
+}
+
+/** Leases, breaker counters, client connections and heap all back where they started. */
+async function expectBaseline(b: TestBallast, agent: Agent, heapBefore: number): Promise<void> {
+  if (!agent.closed) await agent.close();
+  const upstream = b.ballast.upstreams.get('pool')!;
+  const breaker = circuitBreakerFor(upstream);
+  await waitFor(() => upstream.active === 0 && upstream.hosts.every((h) => h.inflight === 0), 5000);
+  expect(breaker.pending).toBe(0);
+  expect(breaker.retries).toBe(0);
+  const listener = b.ballast.httpListeners[0]!;
+  expect(listener.forwarder.inflight).toBe(0);
+  const connections = () => new Promise<number>((resolve) => listener.server.getConnections((_e, count) => resolve(count)));
+  const until = Date.now() + 5000;
+  while ((await connections()) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  expect(await connections()).toBe(0);
+  globalThis.gc?.();
+  expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(32 * 1024 * 1024);
+}
+
+function heapNow(): number {
+  globalThis.gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+/** `n` concurrent clients sending GETs back to back for `ms`. */
+async function load(agent: Agent, url: string, concurrency: number, ms: number): Promise<Result[]> {
+  const results: Result[] = [];
+  const until = performance.now() + ms;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) results.push(await send(agent, url));
+    }),
+  );
+  return results;
+}
+
+async function spawnOrigin(name: string): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'origin-process.mjs'), name], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanup.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', () => reject(new Error('origin exited')));
+  });
+  return { child, address: `127.0.0.1:${port}` };
+}
+
+describe('chaos', () => {
+  it('origin killed with SIGKILL under load: zero failed client requests', async () => {
+    const procs = await Promise.all(['a', 'b', 'c'].map((n) => spawnOrigin(n)));
+    const b = await ballast(simpleConfig(procs.map((p) => p.address), '    retry: { attempts: 3, per_try_timeout: 1s }').replace('access_log: true', 'access_log: false'));
+    const agent = client();
+    const heap = heapNow();
+    const killer = setTimeout(() => procs[1]!.child.kill('SIGKILL'), 800);
+    const results = await load(agent, b.url('/load'), 30, 2500);
+    clearTimeout(killer);
+    expect(procs[1]!.child.signalCode).toBe('SIGKILL');
+    const failed = results.filter((r) => r.status !== 200);
+    expect(results.length).toBeGreaterThan(500);
+    expect(failed).toEqual([]);
+    const retries = await b.ballast.metrics.retries.get();
+    expect(retries.values.reduce((n, v) => n + v.value, 0)).toBeGreaterThan(0);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('origin that accepts and never answers: every GET succeeds within about one per-try timeout', async () => {
+    const [hang, ok1, ok2] = await origins(3);
+    hang!.mode = 'hang';
+    const b = await ballast(simpleConfig([hang!.address, ok1!.address, ok2!.address], '    retry: { attempts: 3, per_try_timeout: 300ms, backoff: { base: 1ms, max: 5ms } }'));
+    const agent = client();
+    const heap = heapNow();
+    const results = await Promise.all(Array.from({ length: 12 }, () => send(agent, b.url('/'))));
+    expect(results.map((r) => r.status)).toEqual(Array(12).fill(200));
+    expect(hang!.received.length).toBeGreaterThan(0);
+    // One per-try timeout (300 ms) plus the healthy origin's own time and scheduling slack.
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(300 + 400);
+    const reasons = (await b.ballast.metrics.retries.get()).values.map((v) => v.labels.reason);
+    expect(reasons).toContain('timeout');
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('reset before headers: GET is retried and succeeds; POST reaches origins once and gets 502', async () => {
+    const [reset, ok] = await origins(2);
+    reset!.mode = 'reset-after-body';
+    const b = await ballast(simpleConfig([reset!.address, ok!.address], '    balance: round-robin'));
+    const agent = client();
+    const heap = heapNow();
+    // Round robin starts at one of them; two GETs cover both orders.
+    for (let i = 0; i < 4; i++) expect((await send(agent, b.url('/get'))).status).toBe(200);
+    ok!.mode = 'reset-after-body';
+    const before = reset!.received.length + ok!.received.length;
+    const post = await send(agent, b.url('/post'), 'POST', 'payment=1');
+    expect(post.status).toBe(502);
+    // Both origins reset, but a POST that reached one must not be sent to the other.
+    expect(reset!.received.length + ok!.received.length - before).toBe(1);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('POST to a refused origin is retried elsewhere and succeeds', async () => {
+    const [dead, ok] = await origins(2);
+    await dead!.kill();
+    const b = await ballast(simpleConfig([dead!.address, ok!.address]));
+    const agent = client();
+    const heap = heapNow();
+    for (let i = 0; i < 4; i++) {
+      const r = await send(agent, b.url('/orders'), 'POST', JSON.stringify({ n: i }));
+      expect(r.status).toBe(200);
+    }
+    expect(ok!.received.filter((r) => r.method === 'POST')).toHaveLength(4);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('reset after headers: the client sees a truncated response, not a clean one', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
+    const b = await ballast(simpleConfig([o!.address]));
+    const agent = client();
+    const heap = heapNow();
+    const r = await send(agent, b.url('/'));
+    expect(r.error).toBeDefined();
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('truncated body (short of its Content-Length): the client connection closes uncleanly', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(500));
+      res.socket?.end();
+    };
+    const b = await ballast(simpleConfig([o!.address]));
+    const agent = client();
+    const heap = heapNow();
+    const outcome = await new Promise<string>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port: b.port, path: '/' }, (res) => {
+        let n = 0;
+        res.on('data', (c: Buffer) => (n += c.length));
+        res.on('end', () => resolve(`clean end after ${n}`));
+        res.on('error', () => resolve('error'));
+        res.on('aborted', () => resolve('aborted'));
+      });
+      req.on('error', () => resolve('error'));
+      req.end();
+    });
+    expect(outcome).toMatch(/error|aborted/);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('slow body within the idle timeout: delivered whole, streamed as it comes', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let i = 0;
+      const t = setInterval(() => {
+        res.write(`chunk${i}\n`);
+        if (++i === 5) {
+          clearInterval(t);
+          res.end();
+        }
+      }, 60);
+    };
+    const b = await ballast(simpleConfig([o!.address], '    timeouts: { idle: 1s }'));
+    const agent = client();
+    const heap = heapNow();
+    const r = await send(agent, b.url('/'));
+    expect(r.status).toBe(200);
+    expect(r.body.split('\n').filter(Boolean)).toHaveLength(5);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('slow body past the idle timeout: the stalled response is cut, not hung', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first');
+    };
+    const b = await ballast(simpleConfig([o!.address], '    timeouts: { idle: 300ms }'));
+    const agent = client();
+    const heap = heapNow();
+    const r = await send(agent, b.url('/'));
+    expect(r.error).toBeDefined();
+    expect(r.ms).toBeLessThan(3000);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('origin closing idle keep-alive sockets: idempotent requests never see the race', async () => {
+    const [o] = await origins(1);
+    // The origin drops each connection shortly after answering, as servers with short keep-alive timeouts do.
+    o!.server.keepAliveTimeout = 1;
+    const b = await ballast(simpleConfig([o!.address], '    retry: { attempts: 1 }'));
+    const agent = client();
+    const heap = heapNow();
+    const results: Result[] = [];
+    for (let i = 0; i < 60; i++) {
+      results.push(await send(agent, b.url(`/${i}`)));
+      await new Promise((r) => setTimeout(r, i % 3));
+    }
+    expect(results.filter((r) => r.status !== 200)).toEqual([]);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('503 with Retry-After: retried after the delay; beyond the deadline the 503 is relayed', async () => {
+    const [busy, ok] = await origins(2);
+    busy!.mode = { status: 503, headers: { 'retry-after': '1' } };
+    ok!.mode = { status: 503, headers: { 'retry-after': '1' } };
+    const b = await ballast(simpleConfig([busy!.address, ok!.address], '    retry: { attempts: 2 }\n    timeouts: { request: 3s }'));
+    const agent = client();
+    const heap = heapNow();
+    setTimeout(() => (ok!.mode = 'ok'), 300);
+    setTimeout(() => (busy!.mode = 'ok'), 300);
+    const waited = await send(agent, b.url('/'));
+    expect(waited.status).toBe(200);
+    expect(waited.ms).toBeGreaterThanOrEqual(950);
+    // Retry-After longer than what is left of the deadline: the origin's answer is relayed at once.
+    busy!.mode = { status: 503, headers: { 'retry-after': '60' } };
+    ok!.mode = { status: 503, headers: { 'retry-after': '60' } };
+    const relayed = await send(agent, b.url('/'));
+    expect(relayed.status).toBe(503);
+    expect(relayed.ms).toBeLessThan(1000);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('a body over buffer_body is not retried, and the metric says why', async () => {
+    const [reset, ok] = await origins(2);
+    reset!.mode = 'reset-after-body';
+    ok!.mode = 'reset-after-body';
+    const b = await ballast(simpleConfig([reset!.address, ok!.address], '    retry: { attempts: 3, buffer_body: 1KiB }'));
+    const agent = client();
+    const heap = heapNow();
+    const r = await send(agent, b.url('/upload'), 'PUT', Buffer.alloc(4096, 1));
+    expect(r.status).toBe(502);
+    expect(reset!.received.length + ok!.received.length).toBe(1);
+    const skipped = await b.ballast.metrics.retriesSkipped.get();
+    expect(skipped.values.find((v) => v.labels.reason === 'body-not-buffered')?.value).toBe(1);
+    // The same PUT within the limit is buffered, so it is retried (and fails on both, but reaches both).
+    const small = await send(agent, b.url('/upload'), 'PUT', Buffer.alloc(512, 1));
+    expect(small.status).toBe(502);
+    expect(reset!.received.length + ok!.received.length).toBeGreaterThanOrEqual(3);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('circuit limits hold exactly under concurrent load and recover when load drops', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => setTimeout(() => res.end('ok'), 300);
+    const b = await ballast(simpleConfig([o!.address], '    limits: { max_requests: 5 }'));
+    const agent = client();
+    const heap = heapNow();
+    const burst = await Promise.all(Array.from({ length: 20 }, () => send(agent, b.url('/'))));
+    expect(burst.filter((r) => r.status === 200)).toHaveLength(5);
+    const refused = burst.filter((r) => r.status === 503);
+    expect(refused).toHaveLength(15);
+    expect(refused.every((r) => r.ms < 250)).toBe(true);
+    const after = await Promise.all(Array.from({ length: 5 }, () => send(agent, b.url('/'))));
+    expect(after.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const overflows = await b.ballast.metrics.overflows.get();
+    expect(overflows.values.find((v) => v.labels.limit === 'max_requests')?.value).toBe(15);
+    await expectBaseline(b, agent, heap);
+  });
+});
