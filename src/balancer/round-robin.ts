@@ -1,0 +1,33 @@
+/**
+ * Round robin: plain rotation over the hosts in configuration order, ignoring weights.
+ *
+ * Cost per pick: O(1), no allocation beyond the generator. Source: the classic scheduler (HAProxy `roundrobin` without
+ * weights, NGINX's default with equal weights); use weighted-round-robin.ts when weights matter.
+ *
+ * Each pick starts one host further on, then walks on through every host once, so a retry reaches the next server.
+ */
+
+import { Cursor, NOTHING, rotation } from './rotation.js';
+import type { BalancedHost, Picker, Strategy } from './types.js';
+
+export const roundRobin: Strategy = {
+  name: 'round-robin',
+  build<H extends BalancedHost>(hosts: readonly H[]): Picker<H> {
+    return new RoundRobinPicker(hosts);
+  },
+};
+
+class RoundRobinPicker<H extends BalancedHost> implements Picker<H> {
+  readonly #hosts: readonly H[];
+  readonly #cursor = new Cursor();
+
+  constructor(hosts: readonly H[]) {
+    this.#hosts = [...hosts];
+  }
+
+  candidates(): Iterable<H> {
+    const n = this.#hosts.length;
+    if (n === 0) return NOTHING;
+    return rotation(this.#hosts, this.#cursor.advance(n));
+  }
+}
