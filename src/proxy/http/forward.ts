@@ -24,6 +24,7 @@ import type { Route, Router } from './router.js';
 import type { RetryPolicy } from './retry-policy.js';
 import { clientAddress } from './client-address.js';
 import type { CircuitBreaker, Limit } from './circuit-breaker.js';
+import type { StickySessions } from './sticky-sessions.js';
 
 /** Per-route state computed once per config, never per request. */
 export interface CompiledRoute {
@@ -33,6 +34,7 @@ export interface CompiledRoute {
   readonly metrics: RouteMetrics;
   readonly hashKey: HashKeyReader | undefined;
   readonly breaker: CircuitBreaker;
+  readonly sticky: StickySessions | undefined;
 }
 
 export interface ForwarderDeps {
@@ -209,7 +211,8 @@ class Exchange {
   #attempt(): void {
     if (this.#finished) return;
     const upstream = this.#route.upstream;
-    const host = upstream.pick(this.#hashKey, this.#tried);
+    const sticky = this.#route.sticky;
+    const host = (this.#tried.length === 0 ? sticky?.hostFor(this.req, upstream.now()) : undefined) ?? upstream.pick(this.#hashKey, this.#tried);
     if (host === undefined) {
       this.#fail(FAILURES.noServer, 'no available server');
       return;
@@ -260,6 +263,7 @@ class Exchange {
     }
     this.responseStarted = true;
     const headers = forwardResponseHeaders(rawHeaders);
+    this.#route.sticky?.remember(this.req, attempt.host, headers);
     if (statusText !== '') this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
     return true;

@@ -14,6 +14,7 @@ import type { Upstream } from '../../upstream/upstream.js';
 import { HttpForwarder, type CompiledRoute } from './forward.js';
 import { RetryPolicy } from './retry-policy.js';
 import { circuitBreakerFor } from './circuit-breaker.js';
+import { StickySessions } from './sticky-sessions.js';
 import { Router, type Route } from './router.js';
 import { handleUpgrade } from './upgrade.js';
 
@@ -42,6 +43,7 @@ export class HttpListener {
         metrics: deps.metrics.forRoute(config.name, upstream.name),
         hashKey: HASHING.has(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
         breaker: circuitBreakerFor(upstream),
+        sticky: upstream.config.sticky === undefined ? undefined : new StickySessions(upstream.config.sticky.cookie, upstream.config.sticky.ttl, upstream.hosts),
       });
     }
     this.forwarder = new HttpForwarder({
