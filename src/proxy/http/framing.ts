@@ -5,11 +5,32 @@
  */
 import type { IncomingMessage } from 'node:http';
 
+/**
+ * Connections on which a request was refused. Node keeps parsing what the client pipelined behind it (the 400 is
+ * only queued), so without this a request smuggled after a refused one would still be emitted and forwarded.
+ * RFC 9112 §9.6: a server that sends `close` MUST NOT process any further requests received on that connection.
+ */
+const refused = new WeakSet<object>();
+
+/** Node's own default for `server.maxHeadersCount` (1000 fields, as 2000 raw name/value entries). */
+const NODE_MAX_HEADER_ENTRIES = 2000;
+
 /** Why a request is refused, or undefined when its framing is unambiguous. */
 export function framingProblem(req: IncomingMessage, upgrade: boolean): string | undefined {
+  const socket = req.socket as object | null | undefined;
+  if (socket != null && refused.has(socket)) return 'request after a refused request on this connection';
+  const problem = problemOf(req, upgrade);
+  if (problem !== undefined && socket != null) refused.add(socket);
+  return problem;
+}
+
+function problemOf(req: IncomingMessage, upgrade: boolean): string | undefined {
   // HTTP/0.9 has no headers at all, and HTTP/2+ never reaches an HTTP/1 parser legitimately.
   if (req.httpVersionMajor !== 1) return 'unsupported HTTP version';
   const raw = req.rawHeaders;
+  // Past `maxHeadersCount` Node stops collecting fields while llhttp still frames the message by them: a
+  // Transfer-Encoding, Content-Length or second Host hidden there would escape every check below (RFC 9110 §5.4).
+  if (raw.length >= headerEntryCap(req)) return 'too many header fields';
   let hosts = 0;
   let host = '';
   let te: string | undefined;
@@ -44,11 +65,20 @@ export function framingProblem(req: IncomingMessage, upgrade: boolean): string |
   if (cls === 1 && !/^\d{1,15}$/.test(cl)) return 'invalid Content-Length';
   // RFC 9110 §7.7: an Upgrade request carries no body here, so no bytes can hide behind the switch.
   if (upgrade && (tes > 0 || (cls === 1 && cl !== '0'))) return 'Upgrade request with a body';
-  // Origin-form only (RFC 9112 §3.2.1), or `*` for OPTIONS: an absolute-form target could name another authority
-  // than the Host header this request is routed by.
+  // Origin-form only (RFC 9112 §3.2.1): an absolute-form target could name another authority than the Host header
+  // this request is routed by. The asterisk-form (`OPTIONS *`, RFC 9112 §3.2.4) asks about this server, names no
+  // resource to route, and cannot be sent upstream (undici refuses the path): forwarding it turned into a 502 that
+  // was charged to a healthy server, so any client could push servers towards ejection.
   const url = req.url ?? '';
-  if (url.charCodeAt(0) !== 47 /* '/' */ && !(url === '*' && req.method === 'OPTIONS')) return 'request target not in origin-form';
+  if (url.charCodeAt(0) !== 47 /* '/' */) return url === '*' ? 'asterisk-form request target is not proxied' : 'request target not in origin-form';
   return undefined;
+}
+
+/** How many raw header entries Node collects at most for this request's server (0 or less: no limit). */
+function headerEntryCap(req: IncomingMessage): number {
+  const count = (req.socket as { server?: { maxHeadersCount?: number | null } } | null | undefined)?.server?.maxHeadersCount;
+  if (typeof count !== 'number') return NODE_MAX_HEADER_ENTRIES;
+  return count > 0 ? count * 2 : Number.POSITIVE_INFINITY;
 }
 
 /** Whether the request carries a body at all (RFC 9112 §6.3): a Content-Length above 0 or chunked framing. */

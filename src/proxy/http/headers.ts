@@ -25,6 +25,13 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Request fields Ballast answers itself: Node sends `100 Continue` (RFC 9110 §10.1.1), and undici refuses `Expect`. */
 const ANSWERED_HERE: ReadonlySet<string> = new Set(['expect']);
 
+/**
+ * A field `Connection` cannot nominate away. RFC 9110 §7.6.1 forbids naming a field meant for every recipient, and
+ * Host is what the request was routed by: `Connection: host` would otherwise make undici send the upstream's own
+ * address as Host, so the origin would see another authority than the one Ballast matched (RFC 9110 §7.2).
+ */
+const NOT_NOMINABLE = 'host';
+
 export interface ForwardedContext {
   readonly clientIp: string;
   /** The peer is in `trusted_proxies`: its X-Forwarded-* chain is kept and appended to. */
@@ -72,7 +79,7 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || ANSWERED_HERE.has(lower) || (named !== undefined && named.includes(lower))) continue;
+    if (HOP_BY_HOP.has(lower) || ANSWERED_HERE.has(lower) || (named !== undefined && lower !== NOT_NOMINABLE && named.includes(lower))) continue;
     if (lower.startsWith('x-forwarded-')) {
       // Untrusted peers cannot forge the chain: their X-Forwarded-* is dropped and rebuilt below.
       if (!ctx.trusted) continue;
