@@ -102,7 +102,7 @@ const REFUSED: Case[] = [
   // Request targets (RFC 9112 §3.2)
   { name: 'absolute-form naming another authority', send: `GET http://evil.example/a HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
   { name: 'asterisk-form OPTIONS *', send: `OPTIONS * HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
-  { name: 'authority-form CONNECT (closed unanswered)', send: `CONNECT t.example:443 HTTP/1.1\r\nHost: t.example:443\r\n\r\n`, status: [] },
+  { name: 'authority-form CONNECT (405: Ballast is not a forward proxy)', send: `CONNECT t.example:443 HTTP/1.1\r\nHost: t.example:443\r\n\r\n`, status: [405] },
 
   // Upgrades (RFC 9110 §7.8)
   { name: 'WebSocket upgrade with a Content-Length body', send: `GET /ws HTTP/1.1\r\n${HOST}${WS}Content-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`, status: [400] },

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startBallast, simpleConfig, type TestBallast } from './helpers/ballast.js';
 
@@ -91,5 +92,17 @@ describe('websocket', () => {
     const [, res] = (await once(ws, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
     expect(res.statusCode).toBe(502);
     res.resume();
+  });
+
+  it('refuses a WebSocket handshake that is not a GET (RFC 6455 §4.1)', async () => {
+    const origin = await echoOrigin();
+    const b = await proxy(origin.address);
+    const socket = connect(b.port, '127.0.0.1');
+    socket.write('POST /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    let reply = '';
+    socket.on('data', (c: Buffer) => (reply += c.toString()));
+    await once(socket, 'close');
+    expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+    expect(origin.wss.clients.size).toBe(0);
   });
 });

@@ -56,5 +56,7 @@ export function classifyUpstreamError(err: Error & { code?: string }, reachedUps
     return { failure: FAILURES.reset, outcome: RESET };
   }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return { failure: FAILURES.badRequest, outcome: undefined };
+  // undici refused the request before sending it (a header or target it will not write): the server is not to blame.
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return { failure: FAILURES.internal, outcome: undefined };
   return { failure: FAILURES.reset, outcome: RESET };
 }

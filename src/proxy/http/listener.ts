@@ -67,11 +67,19 @@ export class HttpListener {
       insecureHTTPParser: false,
       requireHostHeader: true,
       noDelay: true,
+      // How often Node enforces headers_timeout/request_timeout (default 30 s): a stalled request line is cut
+      // within a second of its deadline, not half a minute later.
+      connectionsCheckingInterval: Math.min(1000, client.headers_timeout),
     });
     if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
     this.server.on('request', this.forwarder.handle);
     this.server.on('upgrade', (req, socket: Duplex, head: Buffer) => handleUpgrade(this.forwarder, req, socket, head));
     this.server.on('clientError', onClientError);
+    // A reverse proxy is not a forward proxy: CONNECT tunnels are refused (RFC 9110 §9.3.6 lets a server decline).
+    this.server.on('connect', (_req, socket: Duplex) => {
+      socket.on('error', () => {});
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
     const gauge = deps.metrics.activeConnections.labels({ listener: config.name });
     const connections = this.#connections;

@@ -26,7 +26,8 @@ export function handleUpgrade(forwarder: HttpForwarder, req: IncomingMessage, so
     writeFailure(socket, FAILURES.badRequest, problem);
     return;
   }
-  if ((req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket') {
+  // RFC 6455 §4.1: the opening handshake is a GET; anything else would reach the origin rewritten as one.
+  if ((req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket' || req.method !== 'GET') {
     writeFailure(socket, FAILURES.unsupportedUpgrade);
     return;
   }
