@@ -1,11 +1,13 @@
 /**
- * A running Ballast: upstream pools, listeners and the admin endpoint built from one validated config.
+ * A running Ballast: upstream pools, their health, listeners and the admin endpoint built from one validated config.
  */
 import type { AddressInfo } from 'node:net';
 import type { Clock, Random } from './balancer/types.js';
 import type { Config } from './config/schema.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
+import { serverActions } from './admin/server-actions.js';
+import { HealthService } from './health/health-service.js';
 import { createLogger, type Logger } from './log.js';
 import { HttpListener } from './proxy/http/listener.js';
 import { Upstream } from './upstream/upstream.js';
@@ -23,6 +25,7 @@ export class Ballast {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly health: HealthService;
   readonly httpListeners: readonly HttpListener[];
   readonly admin: AdminServer;
   #ready = false;
@@ -38,6 +41,7 @@ export class Ballast {
     for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random }));
     this.upstreams = upstreams;
     this.metrics.track([...upstreams.values()]);
+    this.health = new HealthService([...upstreams.values()], { clock, random, log: this.log, metrics: this.metrics });
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: config.logging.access_log, random };
     this.httpListeners = config.listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
     this.admin = new AdminServer({
@@ -46,14 +50,19 @@ export class Ballast {
       upstreams: () => this.upstreams.values(),
       ready: () => this.#ready && this.#stopping === undefined,
       token: config.admin.token,
+      actions: serverActions(() => this.upstreams.values(), this.log),
     });
   }
 
-  /** Build everything, then bind the admin listener and every proxy listener. */
+  /**
+   * Build everything, bind the admin listener, probe every server once (bounded by the probe timeout, so the first
+   * requests are routed on a real picture of health, as Envoy warms a cluster), then bind every proxy listener.
+   */
   static async start(config: Config, options: BallastOptions = {}): Promise<Ballast> {
     const ballast = new Ballast(config, options);
     try {
       await ballast.admin.listen(config.admin.listen.host, config.admin.listen.port);
+      await ballast.health.start();
       for (const l of ballast.httpListeners) {
         const addr = await l.listen();
         ballast.log.info({ listener: l.name, address: `${addr.address}:${addr.port}` }, 'listening');
@@ -80,6 +89,7 @@ export class Ballast {
   /** Stop accepting, finish in-flight requests until `drainMs`, then release every socket. Idempotent. */
   stop(drainMs = this.config.shutdown.drain_timeout): Promise<void> {
     this.#stopping ??= (async () => {
+      this.health.stop();
       await Promise.all(this.httpListeners.map((l) => (l.server.listening ? l.close(drainMs) : undefined)));
       await Promise.all([...this.upstreams.values()].map((u) => u.destroy()));
       if (this.admin.server.listening) await this.admin.close();

@@ -25,6 +25,7 @@ export class Metrics {
   readonly overflows: Counter<'upstream' | 'limit'>;
   readonly activeConnections: Gauge<'listener'>;
   readonly healthChecks: Counter<'upstream' | 'server' | 'result'>;
+  readonly healthCheckFailures: Counter<'upstream' | 'server' | 'reason'>;
   readonly badRequests: Counter<'listener' | 'reason'>;
   #upstreams: readonly Upstream[] = [];
 
@@ -44,7 +45,13 @@ export class Metrics {
     this.ejections = new Counter({ name: 'ballast_outlier_ejections_total', help: 'Servers ejected by passive outlier detection.', labelNames: ['upstream', 'server', 'reason'], registers });
     this.overflows = new Counter({ name: 'ballast_circuit_overflows_total', help: 'Requests refused because a circuit-breaker limit was reached.', labelNames: ['upstream', 'limit'], registers });
     this.activeConnections = new Gauge({ name: 'ballast_active_connections', help: 'Open client connections per listener.', labelNames: ['listener'], registers });
-    this.healthChecks = new Counter({ name: 'ballast_health_checks_total', help: 'Active health-check probes, by result.', labelNames: ['upstream', 'server', 'result'], registers });
+    this.healthChecks = new Counter({ name: 'ballast_health_checks_total', help: 'Active health-check probes, by result (success or failure).', labelNames: ['upstream', 'server', 'result'], registers });
+    this.healthCheckFailures = new Counter({
+      name: 'ballast_health_check_failures_total',
+      help: 'Failed active health-check probes, by reason: status, timeout, connect or error.',
+      labelNames: ['upstream', 'server', 'reason'],
+      registers,
+    });
     this.badRequests = new Counter({ name: 'ballast_bad_requests_total', help: 'Requests refused before routing (malformed or ambiguous framing).', labelNames: ['listener', 'reason'], registers });
 
     const self = this;
@@ -69,6 +76,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const u of self.#upstreams) for (const h of u.hosts) this.set({ upstream: u.name, server: h.address }, h.inflight);
+      },
+    });
+    new Gauge({
+      name: 'ballast_upstream_panic',
+      help: '1 while too few servers are available (below panic_threshold) and the upstream balances over all of them.',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const u of self.#upstreams) this.set({ upstream: u.name }, u.panicking(u.now()) ? 1 : 0);
       },
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -2,6 +2,9 @@
  * One upstream server: its connection pool, its load, and its health, kept as one flag per source
  * (Envoy `HealthFlag`): an active-check failure, a passive ejection, draining and an admin disable never
  * overwrite each other, and `available` is derived from all of them.
+ *
+ * Change the flags through the setters below: they stamp `availableSince` when the host becomes available again,
+ * which is where slow start ramps from. (Writing a field directly still works, but does not restart slow start.)
  */
 import { Pool } from 'undici';
 import type { BalancedHost, Clock } from '../balancer/types.js';
@@ -9,6 +12,9 @@ import { PeakEwma } from '../balancer/peak-ewma.js';
 import type { ServerConfig, UpstreamConfig } from '../config/schema.js';
 
 export type HostState = 'healthy' | 'unhealthy' | 'ejected' | 'draining' | 'disabled';
+
+/** Slow start never starves a server completely: at its start it gets a trickle, so it can be observed. */
+const SLOW_START_FLOOR = 0.01;
 
 export class Host implements BalancedHost {
   readonly address: string;
@@ -21,13 +27,20 @@ export class Host implements BalancedHost {
   /** Requests in flight through this server (leased and not yet released). */
   inflight = 0;
 
-  /** Source flags. */
+  // Source flags, each written by one source only.
+  /** Active health checks (health/active-checker.ts). */
   activeCheckFailed: boolean;
+  /** Passive outlier detection (health/outlier-detector.ts): ejected while `now < ejectedUntil`. */
   ejectedUntil = 0;
+  /** Admin: finish what is in flight, take nothing new. */
   draining = false;
+  /** Admin: out of rotation. */
   disabled = false;
 
-  /** When the server last became available; slow start ramps its weight from here. */
+  /**
+   * When the server last became available through a flag change; slow start ramps its weight from here, or from
+   * the end of its last ejection if that is later (an ejection ends with time, not with an event).
+   */
   availableSince: number;
   readonly #slowStartMs: number;
   readonly #clock: Clock;
@@ -41,6 +54,7 @@ export class Host implements BalancedHost {
     this.#clock = clock;
     this.#slowStartMs = upstream.slow_start;
     this.activeCheckFailed = upstream.health_check !== undefined && upstream.health_check.initial_state === 'unhealthy';
+    // A new server slow-starts too (HAProxy does not, which is one of the pains design.md lists).
     this.availableSince = clock();
     this.latency = new PeakEwma({ decayMs: upstream.ewma_decay, clock });
     this.pool = new Pool(`http://${this.address}`, {
@@ -61,6 +75,11 @@ export class Host implements BalancedHost {
     return !this.disabled && !this.draining && !this.activeCheckFailed && this.ejectedUntil <= now;
   }
 
+  /** Whether the admin lets this server take new requests, whatever its health (panic mode ignores health only). */
+  get acceptsTraffic(): boolean {
+    return !this.disabled && !this.draining;
+  }
+
   state(now: number): HostState {
     if (this.disabled) return 'disabled';
     if (this.draining) return 'draining';
@@ -69,12 +88,43 @@ export class Host implements BalancedHost {
     return 'healthy';
   }
 
+  setActiveCheckFailed(failed: boolean, now: number): void {
+    this.#change(now, () => (this.activeCheckFailed = failed));
+  }
+
+  /** Passive ejection until `until`; it ends by itself when the clock passes it. */
+  eject(until: number, now: number): void {
+    this.#change(now, () => (this.ejectedUntil = until));
+  }
+
+  /** End an ejection before its time (a passing active check). */
+  endEjection(now: number): void {
+    this.#change(now, () => (this.ejectedUntil = 0));
+  }
+
+  setDraining(draining: boolean, now: number): void {
+    this.#change(now, () => (this.draining = draining));
+  }
+
+  setDisabled(disabled: boolean, now: number): void {
+    this.#change(now, () => (this.disabled = disabled));
+  }
+
+  /** Apply one source's change; if that made the host available, slow start begins now. */
+  #change(now: number, apply: () => void): void {
+    const was = this.isAvailable(now);
+    apply();
+    if (!was && this.isAvailable(now)) this.availableSince = now;
+  }
+
   /** Weight reduced linearly during slow start (HAProxy `slowstart`), never below 1% so the server gets a trickle. */
   get effectiveWeight(): number {
     if (this.#slowStartMs === 0) return this.weight;
-    const elapsed = this.#clock() - this.availableSince;
+    const now = this.#clock();
+    const ejectionEnded = this.ejectedUntil <= now ? this.ejectedUntil : 0;
+    const elapsed = now - Math.max(this.availableSince, ejectionEnded);
     if (elapsed >= this.#slowStartMs) return this.weight;
-    return this.weight * Math.max(0.01, elapsed / this.#slowStartMs);
+    return this.weight * Math.max(SLOW_START_FLOOR, elapsed / this.#slowStartMs);
   }
 
   close(): Promise<void> {

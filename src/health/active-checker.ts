@@ -1,0 +1,147 @@
+/**
+ * Active health checks (`health_check`): each server is probed on its own connection every `interval` (with jitter;
+ * `unhealthy_interval` while it is down), and rise/fall hysteresis (hysteresis.ts) decides when its
+ * `activeCheckFailed` flag flips. Only flips change the host and are reported for logging; every probe is counted.
+ *
+ * Probes run once per server per process: servers that appear in several upstreams with the same check share one
+ * probe loop (a target), whose verdict applies to each of them. A loop schedules its next probe only when the
+ * current one has ended, so probes never pile up on a slow server: the cadence is interval + probe time.
+ *
+ * Cost: one timer and at most one open socket per target; nothing on the request path.
+ */
+import type { Clock, Random } from '../balancer/types.js';
+import type { HealthCheckConfig } from '../config/schema.js';
+import type { Host } from '../upstream/host.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { httpProbe } from './http-probe.js';
+import { initialHistory, observeHealth, type HealthHistory } from './hysteresis.js';
+import type { Probe, ProbeResult, ProbeTarget } from './probe.js';
+import { jittered, probeInterval } from './schedule.js';
+import { tcpProbe } from './tcp-probe.js';
+
+/** A host a probe loop speaks for. */
+export interface CheckedHost {
+  readonly upstream: Upstream;
+  readonly host: Host;
+}
+
+export interface ActiveCheckEvents {
+  /** Every probe result, once per host the probe speaks for; `startedAt` is when the probe began (clock ms). */
+  probed(member: CheckedHost, result: ProbeResult, startedAt: number): void;
+  /** The verdict flipped; the hosts' flags are already updated. `probes`: the consecutive results that did it. */
+  flipped(members: readonly CheckedHost[], healthy: boolean, result: ProbeResult, probes: number): void;
+  /** A listener threw; the loop goes on. */
+  error(err: unknown): void;
+}
+
+export interface ActiveCheckerDeps {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly events: ActiveCheckEvents;
+  /** Replaces the real probes (tests). */
+  readonly probe?: (config: HealthCheckConfig) => Probe;
+}
+
+export function probeFor(config: HealthCheckConfig): Probe {
+  return config.type === 'tcp' ? (t, s) => tcpProbe(t, config, s) : (t, s) => httpProbe(t, config, s);
+}
+
+class Target {
+  readonly members: CheckedHost[] = [];
+  history: HealthHistory;
+  timer: NodeJS.Timeout | undefined;
+  controller: AbortController | undefined;
+
+  constructor(
+    readonly endpoint: ProbeTarget,
+    readonly config: HealthCheckConfig,
+    readonly probe: Probe,
+  ) {
+    this.history = initialHistory(config.initial_state === 'healthy');
+  }
+}
+
+export class ActiveChecker {
+  readonly #targets = new Map<string, Target>();
+  readonly #deps: ActiveCheckerDeps;
+  #stopped = false;
+
+  constructor(upstreams: Iterable<Upstream>, deps: ActiveCheckerDeps) {
+    this.#deps = deps;
+    for (const upstream of upstreams) {
+      const config = upstream.config.health_check;
+      if (config === undefined) continue;
+      for (const host of upstream.hosts) {
+        const key = `${host.address} ${JSON.stringify(config)}`;
+        let target = this.#targets.get(key);
+        if (target === undefined) {
+          target = new Target({ host: host.host, port: host.port, address: host.address }, config, (deps.probe ?? probeFor)(config));
+          this.#targets.set(key, target);
+        }
+        target.members.push({ upstream, host });
+      }
+    }
+  }
+
+  /** Probe loops running (distinct server and check pairs). */
+  get targets(): number {
+    return this.#targets.size;
+  }
+
+  /**
+   * Probe every server now and keep probing. Resolves when each server has had its first result (bounded by the
+   * probe timeout), so a caller can wait for a first picture of health before taking traffic (Envoy's cluster
+   * warming); never rejects.
+   */
+  start(): Promise<void> {
+    const events = this.#deps.events;
+    return Promise.all([...this.#targets.values()].map((t) => this.#run(t).catch((err: unknown) => events.error(err)))).then(() => undefined);
+  }
+
+  /** Stop every loop and abort the probes in flight. */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#targets.values()) {
+      clearTimeout(t.timer);
+      t.timer = undefined;
+      t.controller?.abort();
+    }
+  }
+
+  async #run(target: Target): Promise<void> {
+    if (this.#stopped) return;
+    const { clock, events } = this.#deps;
+    const controller = new AbortController();
+    target.controller = controller;
+    const startedAt = clock();
+    const result = await target.probe(target.endpoint, controller.signal);
+    target.controller = undefined;
+    if (this.#stopped) return;
+    try {
+      this.#record(target, result, startedAt);
+    } catch (err) {
+      events.error(err);
+    }
+    const delay = jittered(probeInterval(target.config, target.history.healthy), target.config.jitter, this.#deps.random);
+    target.timer = setTimeout(() => {
+      this.#run(target).catch((err: unknown) => events.error(err));
+    }, delay);
+    target.timer.unref();
+  }
+
+  #record(target: Target, result: ProbeResult, startedAt: number): void {
+    const before = target.history;
+    const { history, flipped } = observeHealth(before, result.ok, {
+      healthy: target.config.healthy_threshold,
+      unhealthy: target.config.unhealthy_threshold,
+    });
+    target.history = history;
+    const events = this.#deps.events;
+    if (flipped) {
+      const now = this.#deps.clock();
+      for (const m of target.members) m.host.setActiveCheckFailed(!history.healthy, now);
+      events.flipped(target.members, history.healthy, result, before.probed ? before.streak + 1 : 1);
+    }
+    for (const m of target.members) events.probed(m, result, startedAt);
+  }
+}

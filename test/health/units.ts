@@ -1,0 +1,43 @@
+/** Upstreams built from YAML with an injected clock and random, for unit tests (no socket is opened). */
+import { parseConfig, formatConfigErrors } from '../../src/config/load.js';
+import { Upstream } from '../../src/upstream/upstream.js';
+
+export interface ManualClock {
+  now: number;
+  (): number;
+}
+
+export function manualClock(start = 1_000_000): ManualClock {
+  const clock = (() => clock.now) as ManualClock;
+  clock.now = start;
+  return clock;
+}
+
+/** A deterministic uniform random (mulberry32). */
+export function seededRandom(seed = 42): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One upstream named pool over `n` servers 127.0.0.1:1.., the last `backups` of them backups. */
+export function upstream(keys: string, options: { n?: number; backups?: number; clock?: ManualClock; random?: () => number } = {}): Upstream {
+  const { n = 4, backups = 0 } = options;
+  const servers = Array.from({ length: n }, (_, i) => `      - { address: 127.0.0.1:${i + 1}${i >= n - backups ? ', backup: true' : ''} }`).join('\n');
+  const yaml = `
+listeners: [{ name: web, listen: 127.0.0.1:0, routes: [{ upstream: pool }] }]
+upstreams:
+  - name: pool
+    servers:
+${servers}
+${keys}
+`;
+  const r = parseConfig(yaml, {});
+  if (!r.ok) throw new Error(formatConfigErrors('test', r.errors));
+  return new Upstream(r.config.upstreams[0]!, { clock: options.clock ?? manualClock(), random: options.random ?? seededRandom() });
+}
