@@ -108,7 +108,7 @@ const healthCheck = z.strictObject({
   method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
   host: z.string().optional(),
   interval: duration.default(5000),
-  /** Probe interval while a server is unhealthy, so recovery is noticed sooner (HAProxy `fastinter`). */
+  /** Probe interval while a server is unhealthy, so recovery is noticed sooner (HAProxy `downinter`); default interval / 2. */
   unhealthy_interval: duration.optional(),
   timeout: duration.default(2000),
   jitter: percent.default(0.1),
@@ -129,7 +129,8 @@ const outlierDetection = z.strictObject({
   failure_percentage_threshold: percent.optional(),
   base_ejection_time: duration.default(30_000),
   max_ejection_time: duration.default(300_000),
-  max_ejection_percent: percent.default(0.1),
+  /** Honoured exactly: at 10% (Envoy's default) a pool under 10 servers could never eject, so the default is 50%. */
+  max_ejection_percent: percent.default(0.5),
   /** A passing active check ends a passive ejection early. */
   uneject_on_active_success: z.boolean().default(true),
 });

@@ -79,9 +79,10 @@ describe('probe schedule', () => {
     expect(jittered(1000, 5, () => 0)).toBe(0); // clamped to 100%
   });
 
-  it('probes faster while unhealthy when unhealthy_interval is set', () => {
+  it('probes faster while unhealthy: unhealthy_interval, or half the interval when unset', () => {
     expect(probeInterval({ interval: 2000, unhealthy_interval: 500 }, true)).toBe(2000);
     expect(probeInterval({ interval: 2000, unhealthy_interval: 500 }, false)).toBe(500);
-    expect(probeInterval({ interval: 2000 }, false)).toBe(2000);
+    expect(probeInterval({ interval: 2000 }, true)).toBe(2000);
+    expect(probeInterval({ interval: 2000 }, false)).toBe(1000);
   });
 });
