@@ -1,0 +1,123 @@
+/**
+ * One `protocol: tcp` listener: a node:net server relaying raw TCP (databases, Redis, MQTT, TLS passthrough) to one
+ * upstream pool, a session per connection (tcp-session.ts).
+ *
+ * Limits: `max_connections` per listener is `server.maxConnections`, so a connection over it is closed by Node at
+ * accept, before any work (counted as `listener-limit`); the per-server cap is the upstream's
+ * `limits.max_connections`, applied when a server is picked (upstream-dialer.ts).
+ * Shutdown: `close(drainMs)` stops accepting, lets open connections finish until the deadline, then destroys the rest.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { isHashing } from '../../balancer/index.js';
+import type { Metrics } from '../../admin/metrics.js';
+import type { TcpListenerConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { Upstream } from '../../upstream/upstream.js';
+import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
+import { TcpListenerMetrics } from './tcp-metrics.js';
+import { TcpSession, type TcpSessionContext } from './tcp-session.js';
+
+export interface TcpListenerDeps {
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly accessLog: boolean;
+}
+
+export class TcpListener {
+  readonly name: string;
+  readonly config: TcpListenerConfig;
+  readonly server: Server;
+  readonly #context: TcpSessionContext;
+  readonly #sessions = new Set<TcpSession>();
+  readonly #log: Logger;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(config: TcpListenerConfig, deps: TcpListenerDeps) {
+    this.name = config.name;
+    this.config = config;
+    this.#log = deps.log;
+    const upstream = deps.upstreams.get(config.upstream);
+    if (upstream === undefined) throw new Error(`listener ${config.name}: no upstream named ${config.upstream}`);
+    const hashing = isHashing(upstream.config.balance);
+    if (hashing && upstream.config.hash_key !== 'client-ip') {
+      // Only the client address exists at layer 4; other keys read HTTP requests.
+      deps.log.warn({ listener: config.name, upstream: upstream.name, hash_key: upstream.config.hash_key }, 'hash_key has no meaning on a tcp listener: connections are hashed on no key');
+    }
+    const metrics = new TcpListenerMetrics(deps.metrics, config.name, upstream.name);
+    this.#context = {
+      listener: config.name,
+      config,
+      upstream,
+      metrics,
+      log: deps.log,
+      accessLog: deps.accessLog,
+      hashClientIp: hashing && upstream.config.hash_key === 'client-ip',
+      proxyHeaderTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
+    };
+
+    this.server = createServer({ allowHalfOpen: true, noDelay: true });
+    this.server.maxConnections = config.max_connections;
+    this.server.on('connection', this.#onConnection);
+    this.server.on('drop', () => metrics.refused('listener-limit'));
+    this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
+  }
+
+  readonly #onConnection = (socket: Socket): void => {
+    const session = new TcpSession(this.#context, socket, this.#onSessionDone);
+    this.#sessions.add(session);
+    session.start();
+  };
+
+  readonly #onSessionDone = (session: TcpSession): void => {
+    this.#sessions.delete(session);
+    if (this.#sessions.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  };
+
+  /** Open connections (being set up or relaying). */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.config.listen;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Stop accepting, let open connections finish until `drainMs`, then destroy what is left. Connections are not
+   * cut early: a database session or a TLS stream has no way to be told to wrap up, so the deadline is the tool.
+   */
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => {
+      if (this.server.listening) this.server.close(() => resolve());
+      else resolve();
+    });
+    if (this.#sessions.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, drainMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const session of this.#sessions) session.destroy('shutdown');
+    await closed;
+  }
+}
