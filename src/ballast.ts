@@ -10,6 +10,7 @@ import { serverActions } from './admin/server-actions.js';
 import { HealthService } from './health/health-service.js';
 import { createLogger, type Logger } from './log.js';
 import { HttpListener } from './proxy/http/listener.js';
+import { TcpListener } from './proxy/tcp/tcp-listener.js';
 import { Upstream } from './upstream/upstream.js';
 
 export interface BallastOptions {
@@ -27,6 +28,7 @@ export class Ballast {
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly health: HealthService;
   readonly httpListeners: readonly HttpListener[];
+  readonly tcpListeners: readonly TcpListener[];
   readonly admin: AdminServer;
   #ready = false;
   #stopping: Promise<void> | undefined;
@@ -44,6 +46,7 @@ export class Ballast {
     this.health = new HealthService([...upstreams.values()], { clock, random, log: this.log, metrics: this.metrics });
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: config.logging.access_log, random };
     this.httpListeners = config.listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
+    this.tcpListeners = config.listeners.flatMap((l) => (l.protocol === 'tcp' ? [new TcpListener(l, deps)] : []));
     this.admin = new AdminServer({
       metrics: this.metrics,
       log: this.log,
@@ -63,9 +66,9 @@ export class Ballast {
     try {
       await ballast.admin.listen(config.admin.listen.host, config.admin.listen.port);
       await ballast.health.start();
-      for (const l of ballast.httpListeners) {
+      for (const l of [...ballast.httpListeners, ...ballast.tcpListeners]) {
         const addr = await l.listen();
-        ballast.log.info({ listener: l.name, address: `${addr.address}:${addr.port}` }, 'listening');
+        ballast.log.info({ listener: l.name, protocol: l.config.protocol, address: `${addr.address}:${addr.port}` }, 'listening');
       }
     } catch (err) {
       await ballast.stop(0);
@@ -77,7 +80,7 @@ export class Ballast {
 
   /** The bound port of a listener (useful when the config says port 0). */
   port(listener: string): number {
-    const l = this.httpListeners.find((h) => h.name === listener);
+    const l = this.httpListeners.find((h) => h.name === listener) ?? this.tcpListeners.find((t) => t.name === listener);
     if (!l) throw new Error(`no listener named ${listener}`);
     return l.port;
   }
@@ -90,7 +93,7 @@ export class Ballast {
   stop(drainMs = this.config.shutdown.drain_timeout): Promise<void> {
     this.#stopping ??= (async () => {
       this.health.stop();
-      await Promise.all(this.httpListeners.map((l) => (l.server.listening ? l.close(drainMs) : undefined)));
+      await Promise.all([...this.httpListeners, ...this.tcpListeners].map((l) => (l.server.listening ? l.close(drainMs) : undefined)));
       await Promise.all([...this.upstreams.values()].map((u) => u.destroy()));
       if (this.admin.server.listening) await this.admin.close();
       this.log.flush();

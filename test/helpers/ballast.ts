@@ -27,7 +27,7 @@ export async function startBallast(yaml: string, options: BallastOptions = {}): 
   const log = pino({ level: result.config.logging.level }, sink);
   const ballast = await Ballast.start(result.config, { log, processMetrics: false, ...options });
   const first = result.config.listeners[0]!;
-  const port = first.protocol === 'http' ? ballast.port(first.name) : 0;
+  const port = ballast.port(first.name);
   return {
     ballast,
     port,
