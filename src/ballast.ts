@@ -3,7 +3,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Clock, Random } from './balancer/types.js';
-import type { Config } from './config/schema.js';
+import type { Config, ListenerConfig } from './config/schema.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { serverActions } from './admin/server-actions.js';
@@ -22,22 +22,28 @@ export interface BallastOptions {
 }
 
 export class Ballast {
-  readonly config: Config;
+  /** The config in force; replaced whole by a successful reload. */
+  config: Config;
   readonly log: Logger;
   readonly metrics: Metrics;
-  readonly upstreams: ReadonlyMap<string, Upstream>;
-  readonly health: HealthService;
-  readonly httpListeners: readonly HttpListener[];
-  readonly tcpListeners: readonly TcpListener[];
+  upstreams: ReadonlyMap<string, Upstream>;
+  health: HealthService;
+  httpListeners: readonly HttpListener[];
+  tcpListeners: readonly TcpListener[];
   readonly admin: AdminServer;
+  readonly #clock: Clock;
+  readonly #random: Random;
   #ready = false;
   #stopping: Promise<void> | undefined;
+  #reloading: Promise<void> = Promise.resolve();
 
   private constructor(config: Config, options: BallastOptions) {
     this.config = config;
     this.log = options.log ?? createLogger(config.logging.level);
     const clock = options.clock ?? (() => performance.now());
     const random = options.random ?? Math.random;
+    this.#clock = clock;
+    this.#random = random;
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
     const upstreams = new Map<string, Upstream>();
     for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random }));
@@ -76,6 +82,99 @@ export class Ballast {
     }
     ballast.#ready = true;
     return ballast;
+  }
+
+  /**
+   * Apply a new, already validated config without dropping a connection: listeners that keep their name, protocol
+   * and address keep their socket and switch to the new routes; others are opened or drained and closed. Servers
+   * that stay (same upstream, same address) keep their health — down, ejected, draining or disabled, and their slow
+   * start — so a reload never sends traffic to a server known to be down. Requests in flight finish on the old
+   * pools, which are closed once idle. Reloads run one at a time.
+   */
+  reload(next: Config): Promise<void> {
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(next: Config): Promise<void> {
+    if (this.#stopping !== undefined) throw new Error('Ballast is stopping');
+    const previous = this.upstreams;
+    const upstreams = new Map<string, Upstream>();
+    for (const u of next.upstreams) {
+      const upstream = new Upstream(u, { clock: this.#clock, random: this.#random });
+      const old = previous.get(u.name);
+      if (old !== undefined) {
+        for (const host of upstream.hosts) {
+          const before = old.host(host.address);
+          if (before !== undefined) host.inheritState(before);
+        }
+      }
+      upstreams.set(u.name, upstream);
+    }
+    const health = new HealthService([...upstreams.values()], { clock: this.#clock, random: this.#random, log: this.log, metrics: this.metrics });
+    await health.start();
+
+    const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: next.logging.access_log, random: this.#random };
+    const sameSocket = (a: ListenerConfig, b: ListenerConfig) =>
+      a.name === b.name && a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+    const current = [...this.httpListeners, ...this.tcpListeners];
+    const kept = new Map<HttpListener | TcpListener, ListenerConfig>();
+    for (const l of current) {
+      const config = next.listeners.find((n) => sameSocket(n, l.config));
+      if (config !== undefined) kept.set(l, config);
+    }
+    const retired = current.filter((l) => !kept.has(l));
+    const fresh = next.listeners.filter((n) => ![...kept.values()].includes(n));
+    const addressOf = (c: ListenerConfig) => `${c.listen.host}:${c.listen.port}`;
+    const retiredAddresses = new Set(retired.map((l) => addressOf(l.config)));
+    const create = (c: ListenerConfig) => (c.protocol === 'http' ? new HttpListener(c, deps) : new TcpListener(c, deps));
+    const opened: (HttpListener | TcpListener)[] = [];
+    const open = async (c: ListenerConfig) => {
+      const listener = create(c);
+      const addr = await listener.listen();
+      opened.push(listener);
+      this.log.info({ listener: c.name, protocol: c.protocol, address: `${addr.address}:${addr.port}` }, 'listening');
+    };
+    // New addresses first: if one cannot be bound, nothing has changed yet and the reload is refused whole.
+    try {
+      for (const c of fresh) if (!retiredAddresses.has(addressOf(c))) await open(c);
+    } catch (err) {
+      health.stop();
+      await Promise.all(opened.map((l) => l.close(0)));
+      await Promise.all([...upstreams.values()].map((u) => u.destroy()));
+      throw err;
+    }
+    // close() stops listening at once, so a listener that moves frees its port before it is bound again; open
+    // connections of retired listeners drain in the background.
+    const draining = retired.map((l) => l.close(next.shutdown.drain_timeout));
+    for (const c of fresh) {
+      if (!retiredAddresses.has(addressOf(c))) continue;
+      await open(c).catch((err: unknown) => this.log.error({ listener: c.name, err }, 'reload: listener could not be bound'));
+    }
+    for (const [l, c] of kept) {
+      if (l instanceof HttpListener && c.protocol === 'http') l.update(c, deps);
+      else if (l instanceof TcpListener && c.protocol === 'tcp') l.update(c, deps);
+    }
+    const all = [...kept.keys(), ...opened];
+    const order = (l: HttpListener | TcpListener) => next.listeners.findIndex((c) => c.name === l.name);
+    all.sort((a, b) => order(a) - order(b));
+
+    const oldHealth = this.health;
+    this.upstreams = upstreams;
+    this.health = health;
+    this.httpListeners = all.filter((l): l is HttpListener => l instanceof HttpListener);
+    this.tcpListeners = all.filter((l): l is TcpListener => l instanceof TcpListener);
+    this.metrics.track([...upstreams.values()]);
+    this.log.level = next.logging.level;
+    if (next.admin.listen.host !== this.config.admin.listen.host || next.admin.listen.port !== this.config.admin.listen.port || next.admin.token !== this.config.admin.token) {
+      this.log.warn({}, 'admin settings changed: they take effect at the next restart');
+    }
+    this.config = next;
+    oldHealth.stop();
+    // Old pools finish what they carry, then close; nothing new is sent to them.
+    void Promise.all([...previous.values()].map((u) => u.close())).catch(() => {});
+    void Promise.all(draining).catch(() => {});
   }
 
   /** The bound port of a listener (useful when the config says port 0). */

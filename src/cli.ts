@@ -3,6 +3,7 @@
  * `ballast --config FILE` runs; `ballast validate --config FILE` checks a file and exits non-zero with every error;
  * `ballast` alone runs the embedded demo (three local origins with Ballast in front).
  * SIGTERM/SIGINT: stop accepting, drain in-flight requests up to `shutdown.drain_timeout`, exit 0.
+ * SIGHUP: reload the file; an invalid one is refused (every error logged) and the running config kept.
  */
 import { parseArgs } from 'node:util';
 import { Ballast } from './ballast.js';
@@ -48,10 +49,27 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${values.config}: ok\n`);
     return 0;
   }
+  const file = values.config;
   const ballast = await Ballast.start(result.config);
   onShutdownSignal(async (signal) => {
     ballast.log.info({ signal }, 'draining');
     await ballast.stop();
+  });
+  // SIGHUP re-reads the file. An invalid file is refused with every error and the running config stays in force.
+  process.on('SIGHUP', () => {
+    void (async () => {
+      const next = await loadConfigFile(file);
+      if (!next.ok) {
+        ballast.log.error({ file, errors: next.errors }, `reload refused, keeping the running config:\n${formatConfigErrors(file, next.errors)}`);
+        return;
+      }
+      try {
+        await ballast.reload(next.config);
+        ballast.log.info({ file }, 'config reloaded');
+      } catch (err) {
+        ballast.log.error({ file, err }, 'reload failed');
+      }
+    })();
   });
   return -1;
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { startOrigin, type Origin } from './helpers/origin.js';
-import { get } from './helpers/ballast.js';
+import { freePort, get } from './helpers/ballast.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'ballast-cli-'));
@@ -74,7 +74,7 @@ describe('ballast --config', () => {
     const origin = await startOrigin('slow');
     origins.push(origin);
     origin.handler = (_req, res) => setTimeout(() => res.end('finished'), 500);
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const path = file('run.yaml', `
 admin: { listen: 127.0.0.1:0 }
 logging: { level: info, access_log: false }

@@ -127,6 +127,18 @@ export class Host implements BalancedHost {
     return this.weight * Math.max(SLOW_START_FLOOR, elapsed / this.#slowStartMs);
   }
 
+  /**
+   * Take over the health of the same server from the config this one replaces, so a reload never forgets that a
+   * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start.
+   */
+  inheritState(previous: Host): void {
+    this.activeCheckFailed = previous.activeCheckFailed;
+    this.ejectedUntil = previous.ejectedUntil;
+    this.draining = previous.draining;
+    this.disabled = previous.disabled;
+    this.availableSince = previous.availableSince;
+  }
+
   close(): Promise<void> {
     return this.pool.close();
   }

@@ -58,7 +58,8 @@ function onAttemptTimeout(attempt: Attempt): void {
 }
 
 export class HttpForwarder {
-  readonly deps: ForwarderDeps;
+  /** Replaced whole on reload; an exchange keeps the route it started with. */
+  deps: ForwarderDeps;
   /** Exchanges in flight, for graceful shutdown. */
   inflight = 0;
   #idleWaiters: (() => void)[] = [];

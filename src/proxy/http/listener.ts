@@ -11,7 +11,7 @@ import type { Metrics } from '../../admin/metrics.js';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import type { Upstream } from '../../upstream/upstream.js';
-import { HttpForwarder, type CompiledRoute } from './forward.js';
+import { HttpForwarder, type CompiledRoute, type ForwarderDeps } from './forward.js';
 import { RetryPolicy } from './retry-policy.js';
 import { circuitBreakerFor } from './circuit-breaker.js';
 import { StickySessions } from './sticky-sessions.js';
@@ -20,42 +20,27 @@ import { handleUpgrade } from './upgrade.js';
 
 const HASHING = new Set(['consistent-hash', 'maglev']);
 
+export interface HttpListenerDeps {
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly accessLog: boolean;
+  readonly random: Random;
+}
+
 export class HttpListener {
   readonly name: string;
-  readonly config: HttpListenerConfig;
+  config: HttpListenerConfig;
   readonly server: Server;
   readonly forwarder: HttpForwarder;
   readonly #log: Logger;
   readonly #connections = new Set<Socket>();
 
-  constructor(config: HttpListenerConfig, deps: { upstreams: ReadonlyMap<string, Upstream>; metrics: Metrics; log: Logger; accessLog: boolean; random: Random }) {
+  constructor(config: HttpListenerConfig, deps: HttpListenerDeps) {
     this.name = config.name;
     this.config = config;
     this.#log = deps.log;
-    const router = new Router(config, deps.upstreams);
-    const routes = new Map<Route, CompiledRoute>();
-    for (const route of router.routes) {
-      const upstream = route.upstream;
-      routes.set(route, {
-        route,
-        upstream,
-        policy: new RetryPolicy(route.retry),
-        metrics: deps.metrics.forRoute(config.name, upstream.name),
-        hashKey: HASHING.has(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
-        breaker: circuitBreakerFor(upstream),
-        sticky: upstream.config.sticky === undefined ? undefined : new StickySessions(upstream.config.sticky.cookie, upstream.config.sticky.ttl, upstream.hosts),
-      });
-    }
-    this.forwarder = new HttpForwarder({
-      listener: config.name,
-      router,
-      routes,
-      trustedProxies: trustedProxies(config.trusted_proxies),
-      metrics: deps.metrics,
-      log: deps.log,
-      accessLog: deps.accessLog,
-      random: deps.random,
-    });
+    this.forwarder = new HttpForwarder(compileForwarder(config, deps));
 
     const client = config.client;
     this.server = createServer({
@@ -94,6 +79,20 @@ export class HttpListener {
     });
   }
 
+  /**
+   * Reload: requests that arrive from now on are routed by the new config; requests in flight finish with the
+   * routes they started with. The port stays bound, so no connection is refused during a reload.
+   */
+  update(config: HttpListenerConfig, deps: HttpListenerDeps): void {
+    this.config = config;
+    this.forwarder.deps = compileForwarder(config, deps);
+    const client = config.client;
+    this.server.headersTimeout = client.headers_timeout;
+    this.server.requestTimeout = client.request_timeout;
+    this.server.keepAliveTimeout = client.keep_alive_timeout;
+    if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
+  }
+
   listen(): Promise<AddressInfo> {
     const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
@@ -123,6 +122,35 @@ export class HttpListener {
     for (const socket of this.#connections) socket.destroy();
     await closed;
   }
+}
+
+/** Everything per route that can be computed once per config rather than per request. */
+function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): ForwarderDeps {
+  const router = new Router(config, deps.upstreams);
+  const routes = new Map<Route, CompiledRoute>();
+  for (const route of router.routes) {
+    const upstream = route.upstream;
+    const sticky = upstream.config.sticky;
+    routes.set(route, {
+      route,
+      upstream,
+      policy: new RetryPolicy(route.retry),
+      metrics: deps.metrics.forRoute(config.name, upstream.name),
+      hashKey: HASHING.has(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
+      breaker: circuitBreakerFor(upstream),
+      sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
+    });
+  }
+  return {
+    listener: config.name,
+    router,
+    routes,
+    trustedProxies: trustedProxies(config.trusted_proxies),
+    metrics: deps.metrics,
+    log: deps.log,
+    accessLog: deps.accessLog,
+    random: deps.random,
+  };
 }
 
 function trustedProxies(cidrs: readonly string[]): BlockList | undefined {

@@ -26,9 +26,9 @@ export interface TcpListenerDeps {
 
 export class TcpListener {
   readonly name: string;
-  readonly config: TcpListenerConfig;
+  config: TcpListenerConfig;
   readonly server: Server;
-  readonly #context: TcpSessionContext;
+  #context: TcpSessionContext;
   readonly #sessions = new Set<TcpSession>();
   readonly #log: Logger;
   #idleWaiters: (() => void)[] = [];
@@ -37,30 +37,20 @@ export class TcpListener {
     this.name = config.name;
     this.config = config;
     this.#log = deps.log;
-    const upstream = deps.upstreams.get(config.upstream);
-    if (upstream === undefined) throw new Error(`listener ${config.name}: no upstream named ${config.upstream}`);
-    const hashing = isHashing(upstream.config.balance);
-    if (hashing && upstream.config.hash_key !== 'client-ip') {
-      // Only the client address exists at layer 4; other keys read HTTP requests.
-      deps.log.warn({ listener: config.name, upstream: upstream.name, hash_key: upstream.config.hash_key }, 'hash_key has no meaning on a tcp listener: connections are hashed on no key');
-    }
-    const metrics = new TcpListenerMetrics(deps.metrics, config.name, upstream.name);
-    this.#context = {
-      listener: config.name,
-      config,
-      upstream,
-      metrics,
-      log: deps.log,
-      accessLog: deps.accessLog,
-      hashClientIp: hashing && upstream.config.hash_key === 'client-ip',
-      proxyHeaderTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
-    };
+    this.#context = buildContext(config, deps);
 
     this.server = createServer({ allowHalfOpen: true, noDelay: true });
     this.server.maxConnections = config.max_connections;
     this.server.on('connection', this.#onConnection);
-    this.server.on('drop', () => metrics.refused('listener-limit'));
+    this.server.on('drop', () => this.#context.metrics.refused('listener-limit'));
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
+  }
+
+  /** Reload: new connections use the new config and pool; open ones finish on the old. The port stays bound. */
+  update(config: TcpListenerConfig, deps: TcpListenerDeps): void {
+    this.config = config;
+    this.#context = buildContext(config, deps);
+    this.server.maxConnections = config.max_connections;
   }
 
   readonly #onConnection = (socket: Socket): void => {
@@ -120,4 +110,24 @@ export class TcpListener {
     for (const session of this.#sessions) session.destroy('shutdown');
     await closed;
   }
+}
+
+function buildContext(config: TcpListenerConfig, deps: TcpListenerDeps): TcpSessionContext {
+  const upstream = deps.upstreams.get(config.upstream);
+  if (upstream === undefined) throw new Error(`listener ${config.name}: no upstream named ${config.upstream}`);
+  const hashing = isHashing(upstream.config.balance);
+  if (hashing && upstream.config.hash_key !== 'client-ip') {
+    // Only the client address exists at layer 4; other keys read HTTP requests.
+    deps.log.warn({ listener: config.name, upstream: upstream.name, hash_key: upstream.config.hash_key }, 'hash_key has no meaning on a tcp listener: connections are hashed on no key');
+  }
+  return {
+    listener: config.name,
+    config,
+    upstream,
+    metrics: new TcpListenerMetrics(deps.metrics, config.name, upstream.name),
+    log: deps.log,
+    accessLog: deps.accessLog,
+    hashClientIp: hashing && upstream.config.hash_key === 'client-ip',
+    proxyHeaderTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
+  };
 }

@@ -1,0 +1,131 @@
+/** Reload: the new config takes over without dropping a connection, and server health survives it. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startOrigin, type Origin } from './helpers/origin.js';
+import { freePort, get, startBallast, waitFor, type TestBallast } from './helpers/ballast.js';
+import { parseConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/schema.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function origins(n: number): Promise<Origin[]> {
+  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
+  cleanup.push(async () => {
+    await Promise.all(list.map((o) => o.close()));
+  });
+  return list;
+}
+
+function yaml(servers: Origin[], extraListener = ''): string {
+  return `
+admin: { listen: 127.0.0.1:0 }
+logging: { level: info, access_log: false }
+listeners:
+  - { name: web, listen: 127.0.0.1:0, routes: [{ upstream: pool }] }
+${extraListener}
+upstreams:
+  - name: pool
+    servers:
+${servers.map((o) => `      - { address: ${o.address} }`).join('\n')}
+`;
+}
+
+function config(text: string): Config {
+  const r = parseConfig(text, {});
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return r.config;
+}
+
+const originOf = (body: string) => (JSON.parse(body) as { origin: string }).origin;
+
+describe('reload', () => {
+  it('adds a server and a listener, keeps the port, keeps a disabled server disabled, finishes requests in flight', async () => {
+    const [a, b, c] = await origins(3);
+    const ballast: TestBallast = await startBallast(yaml([a!, b!]));
+    cleanup.push(() => ballast.stop());
+    const port = ballast.port;
+    ballast.ballast.upstreams.get('pool')!.host(b!.address)!.setDisabled(true, performance.now());
+    a!.handler = (_req, res) => setTimeout(() => res.end(JSON.stringify({ origin: 'o1' })), 300);
+    const inflight = get(ballast.url('/slow'));
+    await waitFor(() => a!.received.length === 1);
+
+    await ballast.ballast.reload(config(yaml([a!, b!, c!], '  - { name: extra, listen: 127.0.0.1:0, routes: [{ upstream: pool }] }')));
+    a!.handler = undefined;
+
+    expect((await inflight).status).toBe(200);
+    expect(ballast.ballast.port('web')).toBe(port);
+    const status = JSON.parse((await get(`http://127.0.0.1:${ballast.adminPort}/status`)).body) as { upstreams: { servers: { address: string; state: string }[] }[] };
+    expect(status.upstreams[0]!.servers.map((s) => [s.address, s.state])).toEqual([
+      [a!.address, 'healthy'],
+      [b!.address, 'disabled'],
+      [c!.address, 'healthy'],
+    ]);
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add(originOf((await get(ballast.url('/'))).body));
+    expect(seen).toEqual(new Set(['o1', 'o3']));
+    const extra = ballast.ballast.port('extra');
+    expect((await get(`http://127.0.0.1:${extra}/`)).status).toBe(200);
+
+    // And back: the extra listener goes away, its port is closed.
+    await ballast.ballast.reload(config(yaml([a!, c!])));
+    await expect(get(`http://127.0.0.1:${extra}/`)).rejects.toThrow();
+    expect((await get(ballast.url('/'))).status).toBe(200);
+  });
+
+  it('refuses a reload whose new listener cannot bind, and changes nothing', async () => {
+    const [a, b] = await origins(2);
+    const ballast = await startBallast(yaml([a!]));
+    cleanup.push(() => ballast.stop());
+    const taken = `  - { name: clash, listen: 127.0.0.1:${ballast.adminPort}, routes: [{ upstream: pool }] }`;
+    await expect(ballast.ballast.reload(config(yaml([a!, b!], taken)))).rejects.toThrow();
+    expect(ballast.ballast.upstreams.get('pool')!.hosts.map((h) => h.address)).toEqual([a!.address]);
+    for (let i = 0; i < 3; i++) expect(originOf((await get(ballast.url('/'))).body)).toBe('o1');
+  });
+
+  it('SIGHUP with an invalid file keeps the running config and logs where the error is; a fixed file applies', async () => {
+    const [a, b] = await origins(2);
+    const dir = mkdtempSync(join(tmpdir(), 'ballast-reload-'));
+    const file = join(dir, 'ballast.yaml');
+    const port = await freePort();
+    const text = (servers: Origin[], balance = 'round-robin') => `
+admin: { listen: 127.0.0.1:0 }
+logging: { level: info, access_log: false }
+listeners:
+  - { name: web, listen: 127.0.0.1:${port}, routes: [{ upstream: pool }] }
+upstreams:
+  - name: pool
+    balance: ${balance}
+    servers:
+${servers.map((o) => `      - { address: ${o.address} }`).join('\n')}
+`;
+    writeFileSync(file, text([a!]));
+    const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'cli.js'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanup.push(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    await waitFor(() => out.includes('"listening"'), 10_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}: ${out}`);
+    });
+    expect(originOf((await get(`http://127.0.0.1:${port}/`)).body)).toBe('o1');
+
+    writeFileSync(file, text([a!, b!], 'round-robbin'));
+    child.kill('SIGHUP');
+    await waitFor(() => out.includes('reload refused'), 5000);
+    expect(out).toContain(`${file}:8:14 upstreams[0].balance`);
+    for (let i = 0; i < 3; i++) expect(originOf((await get(`http://127.0.0.1:${port}/`)).body)).toBe('o1');
+
+    writeFileSync(file, text([b!]));
+    child.kill('SIGHUP');
+    await waitFor(() => out.includes('config reloaded'), 5000);
+    for (let i = 0; i < 3; i++) expect(originOf((await get(`http://127.0.0.1:${port}/`)).body)).toBe('o2');
+  });
+});
