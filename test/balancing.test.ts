@@ -1,23 +1,10 @@
 /** Strategies end to end: real origins behind a real Ballast, shares measured from what each origin received. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { onCleanup, origins } from './helpers/fixtures.js';
 import { Agent } from 'undici';
-import { startOrigin, type Origin } from './helpers/origin.js';
 import { get, startBallast, type TestBallast } from './helpers/ballast.js';
 
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-async function origins(n: number): Promise<Origin[]> {
-  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
-  cleanup.push(async () => {
-    await Promise.all(list.map((o) => o.close()));
-  });
-  return list;
-}
-
-async function ballast(upstream: string, servers: string): Promise<TestBallast> {
+async function balanced(upstream: string, servers: string): Promise<TestBallast> {
   const b = await startBallast(`
 admin: { listen: 127.0.0.1:0 }
 logging: { level: silent }
@@ -29,7 +16,7 @@ ${upstream}
     servers:
 ${servers}
 `);
-  cleanup.push(() => b.stop());
+  onCleanup(() => b.stop());
   return b;
 }
 
@@ -38,7 +25,7 @@ const originOf = (body: string) => (JSON.parse(body) as { origin: string }).orig
 describe('balancing through the proxy', () => {
   it('weighted-round-robin: a 5:3:1 pool answers in exactly those shares', async () => {
     const os = await origins(3);
-    const b = await ballast('    balance: weighted-round-robin', os.map((o, i) => `      - { address: ${o.address}, weight: ${[5, 3, 1][i]} }`).join('\n'));
+    const b = await balanced('    balance: weighted-round-robin', os.map((o, i) => `      - { address: ${o.address}, weight: ${[5, 3, 1][i]} }`).join('\n'));
     const counts: Record<string, number> = {};
     for (let i = 0; i < 90; i++) {
       const o = originOf((await get(b.url('/'))).body);
@@ -50,7 +37,7 @@ describe('balancing through the proxy', () => {
   it('consistent-hash and maglev: the same header always reaches the same origin', async () => {
     for (const balance of ['consistent-hash', 'maglev']) {
       const os = await origins(4);
-      const b = await ballast(`    balance: ${balance}\n    hash_key: header:x-user`, os.map((o) => `      - { address: ${o.address} }`).join('\n'));
+      const b = await balanced(`    balance: ${balance}\n    hash_key: header:x-user`, os.map((o) => `      - { address: ${o.address} }`).join('\n'));
       const owner = new Map<string, string>();
       for (let round = 0; round < 3; round++) {
         for (let u = 0; u < 40; u++) {
@@ -66,7 +53,7 @@ describe('balancing through the proxy', () => {
 
   it('sticky sessions: the cookie set by the first answer pins the client to that origin', async () => {
     const os = await origins(3);
-    const b = await ballast('    sticky: { cookie: lb, ttl: 1h }', os.map((o) => `      - { address: ${o.address} }`).join('\n'));
+    const b = await balanced('    sticky: { cookie: lb, ttl: 1h }', os.map((o) => `      - { address: ${o.address} }`).join('\n'));
     const first = await get(b.url('/'));
     const setCookie = String(first.headers['set-cookie']);
     expect(setCookie).toMatch(/^lb=[0-9a-f]{16}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=3600$/);
@@ -90,9 +77,9 @@ describe('balancing through the proxy', () => {
     it(`${balance}: an origin slowed to 150 ms gets only a small share`, async () => {
       const os = await origins(3);
       os[0]!.handler = (_req, res) => setTimeout(() => res.end(JSON.stringify({ origin: 'o1' })), 150);
-      const b = await ballast(`    balance: ${balance}\n    ewma_decay: 2s`, os.map((o) => `      - { address: ${o.address} }`).join('\n'));
+      const b = await balanced(`    balance: ${balance}\n    ewma_decay: 2s`, os.map((o) => `      - { address: ${o.address} }`).join('\n'));
       const agent = new Agent({ connections: 16 });
-      cleanup.push(() => agent.close());
+      onCleanup(() => agent.close());
       const counts: Record<string, number> = { o1: 0, o2: 0, o3: 0 };
       const until = performance.now() + 1500;
       await Promise.all(Array.from({ length: 8 }, async () => {

@@ -2,33 +2,14 @@
  * Chaos: real origins misbehave on cue. Each scenario states what the client must see, checks it, and checks that
  * leases, circuit-breaker counters, client sockets and memory return to their baseline afterwards.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { ballast, onCleanup, origins } from './helpers/fixtures.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { startOrigin, type Origin } from './helpers/origin.js';
-import { startBallast, simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
+import { simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
 import { circuitBreakerFor } from '../src/proxy/http/circuit-breaker.js';
-
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-async function origins(n: number): Promise<Origin[]> {
-  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
-  cleanup.push(async () => {
-    await Promise.all(list.map((o) => o.close()));
-  });
-  return list;
-}
-
-async function ballast(yaml: string): Promise<TestBallast> {
-  const b = await startBallast(yaml);
-  cleanup.push(() => b.stop());
-  return b;
-}
 
 interface Result {
   status: number;
@@ -50,7 +31,7 @@ async function send(client: Agent, url: string, method = 'GET', body?: string | 
 
 function client(): Agent {
   const agent = new Agent({ connections: 64, keepAliveTimeout: 1000 });
-  cleanup.push(() => (agent.closed ? undefined : agent.close()));
+  onCleanup(() => (agent.closed ? undefined : agent.close()));
   return agent;
 }
 
@@ -91,7 +72,7 @@ async function load(agent: Agent, url: string, concurrency: number, ms: number):
 
 async function spawnOrigin(name: string): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'origin-process.mjs'), name], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanup.push(() => {
+  onCleanup(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   const port = await new Promise<number>((resolve, reject) => {

@@ -1,30 +1,11 @@
 /** End-to-end behaviour of the HTTP data path, over real sockets to real origins. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { ballast, origins } from './helpers/fixtures.js';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
-import { startOrigin, type Origin } from './helpers/origin.js';
-import { get, startBallast, simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
-
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-async function origins(n: number): Promise<Origin[]> {
-  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
-  cleanup.push(async () => {
-    await Promise.all(list.map((o) => o.close()));
-  });
-  return list;
-}
-
-async function ballast(yaml: string): Promise<TestBallast> {
-  const b = await startBallast(yaml);
-  cleanup.push(() => b.stop());
-  return b;
-}
+import { get, startBallast, simpleConfig, waitFor } from './helpers/ballast.js';
 
 describe('forwarding', () => {
   it('rotates requests over three origins in turn', async () => {

@@ -1,26 +1,14 @@
 /** Reload: the new config takes over without dropping a connection, and server health survives it. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { onCleanup, origins } from './helpers/fixtures.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startOrigin, type Origin } from './helpers/origin.js';
+import type { Origin } from './helpers/origin.js';
 import { freePort, get, startBallast, waitFor, type TestBallast } from './helpers/ballast.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
-
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-async function origins(n: number): Promise<Origin[]> {
-  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
-  cleanup.push(async () => {
-    await Promise.all(list.map((o) => o.close()));
-  });
-  return list;
-}
 
 function yaml(servers: Origin[], extraListener = ''): string {
   return `
@@ -48,7 +36,7 @@ describe('reload', () => {
   it('adds a server and a listener, keeps the port, keeps a disabled server disabled, finishes requests in flight', async () => {
     const [a, b, c] = await origins(3);
     const ballast: TestBallast = await startBallast(yaml([a!, b!]));
-    cleanup.push(() => ballast.stop());
+    onCleanup(() => ballast.stop());
     const port = ballast.port;
     ballast.ballast.upstreams.get('pool')!.host(b!.address)!.setDisabled(true, performance.now());
     a!.handler = (_req, res) => setTimeout(() => res.end(JSON.stringify({ origin: 'o1' })), 300);
@@ -81,7 +69,7 @@ describe('reload', () => {
   it('refuses a reload whose new listener cannot bind, and changes nothing', async () => {
     const [a, b] = await origins(2);
     const ballast = await startBallast(yaml([a!]));
-    cleanup.push(() => ballast.stop());
+    onCleanup(() => ballast.stop());
     const taken = `  - { name: clash, listen: 127.0.0.1:${ballast.adminPort}, routes: [{ upstream: pool }] }`;
     await expect(ballast.ballast.reload(config(yaml([a!, b!], taken)))).rejects.toThrow();
     expect(ballast.ballast.upstreams.get('pool')!.hosts.map((h) => h.address)).toEqual([a!.address]);
@@ -106,7 +94,7 @@ ${servers.map((o) => `      - { address: ${o.address} }`).join('\n')}
 `;
     writeFileSync(file, text([a!]));
     const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'cli.js'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    cleanup.push(() => {
+    onCleanup(() => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
     let out = '';

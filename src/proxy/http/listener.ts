@@ -17,6 +17,7 @@ import { circuitBreakerFor } from './circuit-breaker.js';
 import { StickySessions } from './sticky-sessions.js';
 import { Router, type Route } from './router.js';
 import { handleUpgrade } from './upgrade.js';
+import { listen } from '../../util/listen.js';
 
 const HASHING = new Set(['consistent-hash', 'maglev']);
 
@@ -94,14 +95,7 @@ export class HttpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    const { host, port } = this.config.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listen(this.server, this.config.listen.host, this.config.listen.port);
   }
 
   get port(): number {

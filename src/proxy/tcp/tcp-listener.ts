@@ -16,6 +16,7 @@ import type { Upstream } from '../../upstream/upstream.js';
 import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
 import { TcpListenerMetrics } from './tcp-metrics.js';
 import { TcpSession, type TcpSessionContext } from './tcp-session.js';
+import { listen } from '../../util/listen.js';
 
 export interface TcpListenerDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;
@@ -74,14 +75,7 @@ export class TcpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    const { host, port } = this.config.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listen(this.server, this.config.listen.host, this.config.listen.port);
   }
 
   get port(): number {
