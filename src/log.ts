@@ -8,5 +8,6 @@ export type { Logger };
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   const dest = destination ?? pino.destination({ dest: 1, sync: false });
-  return pino({ level, base: { service: 'ballast' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  // Epoch milliseconds (pino's default), not an ISO string: formatting a date per access line costs ~1% of a request.
+  return pino({ level, base: { service: 'ballast' } }, dest);
 }

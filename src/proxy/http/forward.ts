@@ -44,7 +44,8 @@ export interface ForwarderDeps {
   readonly trustedProxies: BlockList | undefined;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly accessLog: boolean;
+  /** The access logger (a child with `kind` and `listener` bound once), or undefined when the access log is off. */
+  readonly accessLog: Logger | undefined;
   readonly random: Random;
 }
 
@@ -150,7 +151,8 @@ class Exchange {
     const { req } = this;
     const deps = this.#forwarder.deps;
     this.#forwarder.started();
-    this.res.once('close', this.#onClientClose);
+    // `on`, not `once`: the response lives for one request, and `once` allocates a wrapper each time.
+    this.res.on('close', this.#onClientClose);
     this.#clientIp = clientAddress(req.socket.remoteAddress);
     const trusted = deps.trustedProxies !== undefined && deps.trustedProxies.check(this.#clientIp, this.#clientIp.includes(':') ? 'ipv6' : 'ipv4');
     const forwarded = forwardRequestHeaders(req.rawHeaders, { clientIp: this.#clientIp, trusted, httpVersion: req.httpVersion });
@@ -418,23 +420,23 @@ class Exchange {
     if (this.#leasedUpstream) upstream.active--;
     const seconds = (performance.now() - this.#startedAt) / 1000;
     this.#route.metrics.request(status, seconds);
-    const deps = this.#forwarder.deps;
-    if (deps.accessLog) {
-      const last = this.#records[this.#records.length - 1];
-      deps.log.info({
-        kind: 'access',
-        listener: deps.listener,
+    const access = this.#forwarder.deps.accessLog;
+    if (access !== undefined) {
+      const records = this.#records;
+      access.info({
         requestId: this.#requestId,
         client: this.#clientIp,
         method: this.req.method,
         url: this.req.url,
         upstream: upstream.name,
-        server: last?.server,
-        attempts: this.#records,
+        server: records[records.length - 1]?.server,
+        attempts: records.length,
+        // Every try with its outcome and why it was retried; one try is told by server and status already.
+        tries: records.length > 1 ? records : undefined,
         status,
         durationMs: Math.round(seconds * 1e6) / 1000,
         bytes: this.bytesSent,
-        ...(detail !== undefined && { detail }),
+        detail,
       });
     }
     this.#forwarder.finished();

@@ -48,25 +48,57 @@ export interface ForwardedRequestHeaders {
   readonly host: string;
 }
 
+/** Lengths of the names above: a field whose name has none of these lengths needs no lower-casing to be kept. */
+const HOP_LENGTHS: ReadonlySet<number> = new Set([...HOP_BY_HOP].map((n) => n.length));
+
+/** Adds the field names one `Connection` value nominates; `close` and `keep-alive` (nearly every value) name none. */
+function addConnectionTokens(tokens: string[] | undefined, value: string): string[] | undefined {
+  if (value.length === 10 || value.length === 5) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return tokens;
+  }
+  for (const t of value.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token !== '' && token !== 'close' && token !== 'keep-alive') (tokens ??= []).push(token);
+  }
+  return tokens;
+}
+
 /** Field names listed in every `Connection` header, lower-cased; undefined when there are none to strip. */
 export function connectionTokens(raw: readonly (string | Buffer)[]): string[] | undefined {
   let tokens: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length !== 10 || name.toString().toLowerCase() !== 'connection') continue;
-    for (const t of raw[i + 1]!.toString().split(',')) {
-      const token = t.trim().toLowerCase();
-      if (token !== '' && token !== 'close' && token !== 'keep-alive') (tokens ??= []).push(token);
-    }
+    if (name.length !== 10) continue;
+    const text = typeof name === 'string' ? name : name.toString('latin1');
+    if (text.toLowerCase() !== 'connection') continue;
+    const value = raw[i + 1]!;
+    tokens = addConnectionTokens(tokens, typeof value === 'string' ? value : value.toString('latin1'));
   }
   return tokens;
 }
+
+/** Removes the pairs whose name a `Connection` header nominated (rare: most messages nominate nothing). */
+function dropNominated(out: string[], named: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) {
+    if (named.includes(out[i]!.toLowerCase())) continue;
+    kept.push(out[i]!, out[i + 1]!);
+  }
+  return kept;
+}
+
+const VIA_SUFFIX = ' ballast';
+const VIA_11 = `1.1${VIA_SUFFIX}`;
+const VIA_10 = `1.0${VIA_SUFFIX}`;
 
 /**
  * The headers sent upstream: hop-by-hop and Connection-named fields removed, inbound X-Forwarded-* kept only from a
  * trusted peer, then X-Forwarded-For/-Proto/-Host, Via and X-Request-Id added.
  */
 export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedContext): ForwardedRequestHeaders {
+  // Nominated fields must be known before the X-Forwarded-* / Via values are gathered, hence the pre-pass
+  // (cheap: it lower-cases only 10-character names).
   const named = connectionTokens(raw);
   const out: string[] = [];
   let xff: string | undefined;
@@ -101,11 +133,12 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
     out.push(name, value);
   }
   requestId ??= randomUUID();
+  const ownVia = ctx.httpVersion === '1.1' ? VIA_11 : ctx.httpVersion === '1.0' ? VIA_10 : `${ctx.httpVersion}${VIA_SUFFIX}`;
   out.push(
     'x-forwarded-for', xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`,
     'x-forwarded-proto', xfProto ?? 'http',
     'x-forwarded-host', xfHost ?? host,
-    'via', via === undefined ? `${ctx.httpVersion} ballast` : `${via}, ${ctx.httpVersion} ballast`,
+    'via', via === undefined ? ownVia : `${via}, ${ownVia}`,
     'x-request-id', requestId,
   );
   return { headers: out, requestId, host };
@@ -114,15 +147,21 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
 /**
  * The response headers sent downstream, as a flat string array for `res.writeHead`: hop-by-hop and
  * Connection-named fields removed. Node frames the body itself (chunked or content-length).
+ * One pass; a name is lower-cased only when its length is one a hop-by-hop name has.
  */
 export function forwardResponseHeaders(raw: readonly Buffer[]): string[] {
-  const named = connectionTokens(raw);
+  let named: string[] | undefined;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || (named !== undefined && named.includes(lower))) continue;
+    if (HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === 'connection') named = addConnectionTokens(named, raw[i + 1]!.toString('latin1'));
+        continue;
+      }
+    }
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
-  return out;
+  return named === undefined ? out : dropNominated(out, named);
 }

@@ -142,7 +142,7 @@ function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): F
     trustedProxies: trustedProxies(config.trusted_proxies),
     metrics: deps.metrics,
     log: deps.log,
-    accessLog: deps.accessLog,
+    accessLog: deps.accessLog ? deps.log.child({ kind: 'access', listener: config.name }) : undefined,
     random: deps.random,
   };
 }
