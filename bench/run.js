@@ -782,7 +782,7 @@ async function benchmark() {
         'node bench/run.js --profile   # CPU profile of Ballast under small-50 -> bench/PROFILE.md',
       ].join('\n'),
       settings: { duration: DURATION, warmup: WARMUP, prewarm: PREWARM, newConnMax: NEWCONN_MAX, newConnClient: newConnClient(), quietWait: QUIET_WAIT, foreignLimitCores: FOREIGN_LIMIT },
-      targets: Object.fromEntries(Object.entries(targets).map(([n, t]) => [n, { url: t.url, info: t.info, skipped: t.skipped, failed: t.failed, config: t.config }])),
+      targets: Object.fromEntries(Object.entries(targets).map(([n, t]) => [n, { url: t.url, info: t.info, skipped: t.skipped, failed: t.failed, config: t.config?.replaceAll(tmpDir, '$BENCH_TMP') }])),
       scenarios: scenarios.map((s) => ({ ...s })),
       notes,
     };
