@@ -7,6 +7,8 @@ import { ballast, onCleanup, origins } from './helpers/fixtures.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import { simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
 import { circuitBreakerFor } from '../src/proxy/http/circuit-breaker.js';
@@ -245,6 +247,33 @@ describe('chaos', () => {
     await expectBaseline(b, agent, heap);
   });
 
+  it('keep-alive race (a reused connection closed as the request arrives): GET retried once, POST answered 502', async () => {
+    // The origin answers the first request of each connection with keep-alive, then closes the connection when
+    // the next request arrives on it, without answering: what a proxy sees when it loses the race.
+    const server = createNetServer((socket) => {
+      socket.on('error', () => {});
+      let served = 0;
+      socket.on('data', () => {
+        if (served++ === 0) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        else socket.destroy();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    onCleanup(() => new Promise<void>((r) => server.close(() => r())));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const b = await ballast(simpleConfig([address], '    retry: { attempts: 1 }\n    limits: { max_connections: 1 }'));
+    const agent = client();
+    const heap = heapNow();
+    for (let i = 0; i < 10; i++) expect((await send(agent, b.url('/'))).status).toBe(200);
+    const races = (await b.ballast.metrics.retries.get()).values.find((v) => v.labels.reason === 'keepalive-race');
+    expect(races?.value).toBeGreaterThanOrEqual(5);
+    // A POST cannot be retried: the origin may have acted on it before closing.
+    const post = await send(agent, b.url('/'), 'POST', 'x');
+    expect(post.status).toBe(502);
+    await expectBaseline(b, agent, heap);
+  });
+
   it('503 with Retry-After: retried after the delay; beyond the deadline the 503 is relayed', async () => {
     const [busy, ok] = await origins(2);
     busy!.mode = { status: 503, headers: { 'retry-after': '1' } };
@@ -300,6 +329,53 @@ describe('chaos', () => {
     expect(after.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     const overflows = await b.ballast.metrics.overflows.get();
     expect(overflows.values.find((v) => v.labels.limit === 'max_requests')?.value).toBe(15);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('a POST with Idempotency-Key is retried when the policy trusts the header, and only then', async () => {
+    const [a, b2] = await origins(2);
+    a!.mode = 'reset-after-body';
+    b2!.mode = 'reset-after-body';
+    const b = await ballast(simpleConfig([a!.address, b2!.address], '    retry: { attempts: 2, idempotency_key: true }'));
+    const agent = client();
+    const heap = heapNow();
+    const keyed = await request(b.url('/pay'), { method: 'POST', body: 'x', headers: { 'idempotency-key': 'k-1' }, dispatcher: agent });
+    await keyed.body.text();
+    expect(keyed.statusCode).toBe(502);
+    expect(a!.received.length + b2!.received.length).toBe(2);
+    const plain = await send(agent, b.url('/pay'), 'POST', 'x');
+    expect(plain.status).toBe(502);
+    expect(a!.received.length + b2!.received.length).toBe(3);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('a route can override the upstream retry policy', async () => {
+    const [reset, ok] = await origins(2);
+    reset!.mode = 'reset';
+    const b = await ballast(`
+admin: { listen: 127.0.0.1:0 }
+logging: { level: silent }
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - { match: { path_prefix: /once/ }, upstream: pool, retry: { attempts: 1, retry_on: [connect-failure] } }
+      - upstream: pool
+upstreams:
+  - name: pool
+    balance: round-robin
+    servers: [{ address: ${reset!.address} }, { address: ${ok!.address} }]
+`);
+    const agent = client();
+    const heap = heapNow();
+    const statuses = { once: [] as number[], default: [] as number[] };
+    for (let i = 0; i < 4; i++) {
+      statuses.once.push((await send(agent, b.url('/once/x'))).status);
+      statuses.default.push((await send(agent, b.url('/x'))).status);
+    }
+    // Without retries, the resetting origin's turns fail; with the upstream's policy they go to the other origin.
+    expect(statuses.default).toEqual([200, 200, 200, 200]);
+    expect(statuses.once).toContain(502);
     await expectBaseline(b, agent, heap);
   });
 });

@@ -308,7 +308,7 @@ class Exchange {
         return;
       }
     }
-    if (outcome?.kind === 'reset' && !this.#raceRetried && this.#mayRetryRace()) {
+    if (outcome?.kind === 'reset' && !this.#raceRetried && wasReused(err) && this.#mayRetryRace()) {
       // A pooled keep-alive connection the origin closed just as it was reused (RFC 9112 §9.3.1 allows the
       // retry of an idempotent request on a new connection): retry once, whatever the policy says.
       this.#raceRetried = true;
@@ -579,4 +579,14 @@ export function retryAfterMillis(rawHeaders: readonly Buffer[]): number | undefi
     return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
   }
   return undefined;
+}
+
+/**
+ * Whether a socket error hit a connection that had already carried responses: undici's SocketError reports the
+ * socket's byte counts, and a fresh connection the origin reset has read nothing. Only a reused connection can
+ * have lost the keep-alive race.
+ */
+function wasReused(err: Error): boolean {
+  const socket = (err as Error & { socket?: { bytesRead?: number } }).socket;
+  return socket?.bytesRead !== undefined && socket.bytesRead > 0;
 }
