@@ -1,5 +1,7 @@
 /**
  * A running Ballast: upstream pools, their health, listeners and the admin endpoint built from one validated config.
+ * By default one process runs all of it; in cluster mode (src/cluster/) the primary runs the health checks and the
+ * admin endpoint and each worker the listeners, and the options below say which part an instance runs.
  */
 import type { AddressInfo } from 'node:net';
 import type { Clock, Random } from './balancer/types.js';
@@ -8,6 +10,7 @@ import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { serverActions } from './admin/server-actions.js';
 import { HealthService } from './health/health-service.js';
+import type { HealthEvent } from './health/shared-health.js';
 import { createLogger, type Logger } from './log.js';
 import { HttpListener } from './proxy/http/listener.js';
 import { TcpListener } from './proxy/tcp/tcp-listener.js';
@@ -19,6 +22,20 @@ export interface BallastOptions {
   readonly random?: Random;
   /** Export Node process metrics (off in tests that start many instances). */
   readonly processMetrics?: boolean;
+  /** Bind the admin listener (default true; a cluster worker leaves it to the primary). */
+  readonly admin?: boolean;
+  /** Bind the proxy listeners (default true; the cluster primary leaves them to its workers). */
+  readonly proxy?: boolean;
+  /** Probe servers (default true; a cluster worker gets the primary's verdicts instead). */
+  readonly activeChecks?: boolean;
+  /** Every health change this instance decides (active-check flip, ejection, admin action), to share it. */
+  readonly onHealthEvent?: (event: HealthEvent) => void;
+  /**
+   * Called with each new HealthService (at start and at every reload), after its servers took over the health of the
+   * ones they replace and before it probes or any listener uses it: where a cluster worker applies the primary's
+   * snapshot.
+   */
+  readonly prepare?: (health: HealthService) => void;
 }
 
 export class Ballast {
@@ -30,9 +47,13 @@ export class Ballast {
   health: HealthService;
   httpListeners: readonly HttpListener[];
   tcpListeners: readonly TcpListener[];
-  readonly admin: AdminServer;
+  /** Undefined when started with `admin: false`. */
+  readonly admin: AdminServer | undefined;
   readonly #clock: Clock;
   readonly #random: Random;
+  readonly #options: BallastOptions;
+  /** The HealthService a reload in progress is preparing; health changes from elsewhere are applied to it too. */
+  #nextHealth: HealthService | undefined;
   #ready = false;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -44,23 +65,48 @@ export class Ballast {
     const random = options.random ?? Math.random;
     this.#clock = clock;
     this.#random = random;
+    this.#options = options;
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
     const upstreams = new Map<string, Upstream>();
     for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random }));
     this.upstreams = upstreams;
     this.metrics.track([...upstreams.values()]);
-    this.health = new HealthService([...upstreams.values()], { clock, random, log: this.log, metrics: this.metrics });
+    this.health = this.#healthService(upstreams);
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: config.logging.access_log, random };
-    this.httpListeners = config.listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
-    this.tcpListeners = config.listeners.flatMap((l) => (l.protocol === 'tcp' ? [new TcpListener(l, deps)] : []));
-    this.admin = new AdminServer({
+    const listeners = options.proxy === false ? [] : config.listeners;
+    this.httpListeners = listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
+    this.tcpListeners = listeners.flatMap((l) => (l.protocol === 'tcp' ? [new TcpListener(l, deps)] : []));
+    this.admin = options.admin === false ? undefined : new AdminServer({
       metrics: this.metrics,
       log: this.log,
       upstreams: () => this.upstreams.values(),
       ready: () => this.#ready && this.#stopping === undefined,
       token: config.admin.token,
-      actions: serverActions(() => this.upstreams.values(), this.log),
+      actions: serverActions(() => this.upstreams.values(), this.log, options.onHealthEvent),
     });
+  }
+
+  #healthService(upstreams: ReadonlyMap<string, Upstream>): HealthService {
+    const o = this.#options;
+    const health = new HealthService([...upstreams.values()], {
+      clock: this.#clock,
+      random: this.#random,
+      log: this.log,
+      metrics: this.metrics,
+      ...(o.activeChecks !== undefined && { activeChecks: o.activeChecks }),
+      ...(o.onHealthEvent !== undefined && { onEvent: o.onHealthEvent }),
+    });
+    o.prepare?.(health);
+    return health;
+  }
+
+  /**
+   * Apply a health change another process decided (cluster mode), to the servers in use and to those a reload in
+   * progress is about to put in their place. Returns whether anything changed.
+   */
+  applyHealthEvent(event: HealthEvent): boolean {
+    const changed = this.health.apply(event);
+    return (this.#nextHealth?.apply(event) ?? false) || changed;
   }
 
   /**
@@ -70,7 +116,7 @@ export class Ballast {
   static async start(config: Config, options: BallastOptions = {}): Promise<Ballast> {
     const ballast = new Ballast(config, options);
     try {
-      await ballast.admin.listen(config.admin.listen.host, config.admin.listen.port);
+      await ballast.admin?.listen(config.admin.listen.host, config.admin.listen.port);
       await ballast.health.start();
       for (const l of [...ballast.httpListeners, ...ballast.tcpListeners]) {
         const addr = await l.listen();
@@ -112,7 +158,8 @@ export class Ballast {
       }
       upstreams.set(u.name, upstream);
     }
-    const health = new HealthService([...upstreams.values()], { clock: this.#clock, random: this.#random, log: this.log, metrics: this.metrics });
+    const health = this.#healthService(upstreams);
+    this.#nextHealth = health;
     await health.start();
 
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: next.logging.access_log, random: this.#random };
@@ -125,7 +172,7 @@ export class Ballast {
       if (config !== undefined) kept.set(l, config);
     }
     const retired = current.filter((l) => !kept.has(l));
-    const fresh = next.listeners.filter((n) => ![...kept.values()].includes(n));
+    const fresh = this.#options.proxy === false ? [] : next.listeners.filter((n) => ![...kept.values()].includes(n));
     const addressOf = (c: ListenerConfig) => `${c.listen.host}:${c.listen.port}`;
     const retiredAddresses = new Set(retired.map((l) => addressOf(l.config)));
     const create = (c: ListenerConfig) => (c.protocol === 'http' ? new HttpListener(c, deps) : new TcpListener(c, deps));
@@ -140,6 +187,7 @@ export class Ballast {
     try {
       for (const c of fresh) if (!retiredAddresses.has(addressOf(c))) await open(c);
     } catch (err) {
+      this.#nextHealth = undefined;
       health.stop();
       await Promise.all(opened.map((l) => l.close(0)));
       await Promise.all([...upstreams.values()].map((u) => u.destroy()));
@@ -163,11 +211,12 @@ export class Ballast {
     const oldHealth = this.health;
     this.upstreams = upstreams;
     this.health = health;
+    this.#nextHealth = undefined;
     this.httpListeners = all.filter((l): l is HttpListener => l instanceof HttpListener);
     this.tcpListeners = all.filter((l): l is TcpListener => l instanceof TcpListener);
     this.metrics.track([...upstreams.values()]);
     this.log.level = next.logging.level;
-    if (next.admin.listen.host !== this.config.admin.listen.host || next.admin.listen.port !== this.config.admin.listen.port || next.admin.token !== this.config.admin.token) {
+    if (this.admin !== undefined && adminChanged(this.config, next)) {
       this.log.warn({}, 'admin settings changed: they take effect at the next restart');
     }
     this.config = next;
@@ -185,6 +234,7 @@ export class Ballast {
   }
 
   get adminAddress(): AddressInfo {
+    if (this.admin === undefined) throw new Error('this instance runs no admin listener');
     return this.admin.server.address() as AddressInfo;
   }
 
@@ -194,9 +244,14 @@ export class Ballast {
       this.health.stop();
       await Promise.all([...this.httpListeners, ...this.tcpListeners].map((l) => (l.server.listening ? l.close(drainMs) : undefined)));
       await Promise.all([...this.upstreams.values()].map((u) => u.destroy()));
-      if (this.admin.server.listening) await this.admin.close();
+      if (this.admin?.server.listening) await this.admin.close();
       this.log.flush();
     })();
     return this.#stopping;
   }
+}
+
+/** Whether the admin listener's settings differ (they apply at the next restart only). */
+export function adminChanged(a: Config, b: Config): boolean {
+  return a.admin.listen.host !== b.admin.listen.host || a.admin.listen.port !== b.admin.listen.port || a.admin.token !== b.admin.token;
 }

@@ -4,9 +4,13 @@
  * `ballast` alone runs the embedded demo (three local origins with Ballast in front).
  * SIGTERM/SIGINT: stop accepting, drain in-flight requests up to `shutdown.drain_timeout`, exit 0.
  * SIGHUP: reload the file; an invalid one is refused (every error logged) and the running config kept.
+ * `workers: N > 1` (or `auto`, one per core) runs a node:cluster primary and N workers (src/cluster/primary.ts), with
+ * the same commands and signals; `workers: 1` is one process, with no cluster and no IPC.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Ballast } from './ballast.js';
+import { ClusterPrimary, workerCount } from './cluster/primary.js';
 import { formatConfigErrors, loadConfigFile } from './config/load.js';
 import { runDemo } from './demo.js';
 import { onShutdownSignal } from './signals.js';
@@ -50,6 +54,18 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const file = values.config;
+  const workers = workerCount(result.config.workers, availableParallelism());
+  if (workers > 1) {
+    const primary = await ClusterPrimary.start(file, result.config, workers);
+    onShutdownSignal(async (signal) => {
+      primary.log.info({ signal }, 'draining');
+      await primary.stop();
+    });
+    process.on('SIGHUP', () => {
+      primary.reload().catch((err: unknown) => primary.log.error({ file, err }, 'reload failed'));
+    });
+    return -1;
+  }
   const ballast = await Ballast.start(result.config);
   onShutdownSignal(async (signal) => {
     ballast.log.info({ signal }, 'draining');

@@ -10,7 +10,9 @@
  * maintenance). Each sets its own flag on the host, so an admin action never hides or undoes a health verdict.
  * The answer lists the servers touched with their state and requests still in flight, so a caller can poll
  * /status until a drained server's `active_requests` reaches 0.
+ * In cluster mode the primary runs these and shares each change with its workers (`onChange`).
  */
+import type { HealthEvent } from '../health/shared-health.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../upstream/host.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -30,16 +32,26 @@ export interface ServerActionResult {
   readonly servers: { upstream: string; address: string; state: string; active_requests: number }[];
 }
 
-/** The POST routes above, for AdminServer's `actions`. */
-export function serverActions(upstreams: () => Iterable<Upstream>, log: Logger): ReadonlyMap<string, (params: URLSearchParams) => ServerActionResult> {
+/** The POST routes above, for AdminServer's `actions`; `onChange` hears of every server whose admin flags were set. */
+export function serverActions(
+  upstreams: () => Iterable<Upstream>,
+  log: Logger,
+  onChange?: (event: Extract<HealthEvent, { kind: 'admin' }>) => void,
+): ReadonlyMap<string, (params: URLSearchParams) => ServerActionResult> {
   const routes = new Map<string, (params: URLSearchParams) => ServerActionResult>();
   for (const action of Object.keys(APPLY) as Action[]) {
-    routes.set(`/servers/${action}`, (params) => run(action, params, upstreams(), log));
+    routes.set(`/servers/${action}`, (params) => run(action, params, upstreams(), log, onChange));
   }
   return routes;
 }
 
-function run(action: Action, params: URLSearchParams, upstreams: Iterable<Upstream>, log: Logger): ServerActionResult {
+function run(
+  action: Action,
+  params: URLSearchParams,
+  upstreams: Iterable<Upstream>,
+  log: Logger,
+  onChange: ((event: Extract<HealthEvent, { kind: 'admin' }>) => void) | undefined,
+): ServerActionResult {
   const address = params.get('server');
   if (address === null || address === '') throw new AdminError(400, 'expected ?server=HOST:PORT (and optionally &upstream=NAME)');
   const upstreamName = params.get('upstream');
@@ -59,6 +71,7 @@ function run(action: Action, params: URLSearchParams, upstreams: Iterable<Upstre
     APPLY[action](host, now);
     // Draining or disabling changes the panic share; report a flip now rather than at the next request.
     upstream.panicking(now);
+    onChange?.({ kind: 'admin', upstream: upstream.name, server: host.address, draining: host.draining, disabled: host.disabled });
     const state = host.state(now);
     log.info({ upstream: upstream.name, server: host.address, action, state, active_requests: host.inflight }, `admin: server ${action}`);
     servers.push({ upstream: upstream.name, address: host.address, state, active_requests: host.inflight });

@@ -1,14 +1,15 @@
 /**
  * The admin listener (loopback by default): `/status`, `/metrics`, `/healthz`, `/ready`.
  * Mutating endpoints require the configured bearer token; without a token they are refused outright unless the
- * listener is on loopback.
+ * listener is on loopback. What /metrics and /status answer can be replaced (`metricsText`, `status`): the cluster
+ * primary answers with the sum over its workers.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
-import { statusDocument } from './status.js';
+import { statusDocument, type StatusDocument } from './status.js';
 import type { Upstream } from '../upstream/upstream.js';
 
 export interface AdminDeps {
@@ -17,8 +18,12 @@ export interface AdminDeps {
   readonly upstreams: () => Iterable<Upstream>;
   readonly ready: () => boolean;
   readonly token: string | undefined;
-  /** Handlers for POST routes, by path; each returns a JSON-able result or throws an AdminError. */
+  /** Handlers for POST routes, by path; each returns (or resolves with) a JSON-able result or throws an AdminError. */
   readonly actions?: ReadonlyMap<string, (params: URLSearchParams) => unknown>;
+  /** The Prometheus text /metrics answers; default: `metrics.registry`. */
+  readonly metricsText?: () => Promise<string>;
+  /** The document /status answers; default: `statusDocument(upstreams())`. */
+  readonly status?: () => Promise<StatusDocument>;
 }
 
 export class AdminError extends Error {
@@ -78,9 +83,9 @@ export class AdminServer {
         case '/ready':
           return deps.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'starting' });
         case '/status':
-          return send(res, 200, statusDocument(deps.upstreams()));
+          return send(res, 200, deps.status === undefined ? statusDocument(deps.upstreams()) : await deps.status());
         case '/metrics': {
-          const text = await deps.metrics.registry.metrics();
+          const text = deps.metricsText === undefined ? await deps.metrics.registry.metrics() : await deps.metricsText();
           res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
           res.end(text);
           return;
@@ -92,7 +97,7 @@ export class AdminServer {
       if (req.method !== 'POST') return send(res, 405, { error: 'use POST' }, { allow: 'POST' });
       if (!this.#authorized(req)) return send(res, 401, { error: 'a valid bearer token is required' }, { 'www-authenticate': 'Bearer' });
       try {
-        return send(res, 200, action(url.searchParams));
+        return send(res, 200, await action(url.searchParams));
       } catch (err) {
         if (err instanceof AdminError) return send(res, err.status, { error: err.message });
         throw err;

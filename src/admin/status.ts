@@ -30,7 +30,11 @@ export interface StatusDocument {
   }[];
 }
 
-export function statusDocument(upstreams: Iterable<Upstream>): StatusDocument {
+/**
+ * `inflight`: requests in flight per server when this process is not the one forwarding them (the cluster primary
+ * passes its workers' sum); by default, this process's own count.
+ */
+export function statusDocument(upstreams: Iterable<Upstream>, inflight?: (upstream: string, server: string) => number): StatusDocument {
   const out: StatusDocument = { upstreams: [] };
   for (const u of upstreams) {
     const now = u.now();
@@ -44,7 +48,7 @@ export function statusDocument(upstreams: Iterable<Upstream>): StatusDocument {
         weight: h.weight,
         effective_weight: Math.round(h.effectiveWeight * 1000) / 1000,
         backup: h.backup,
-        active_requests: h.inflight,
+        active_requests: inflight === undefined ? h.inflight : inflight(u.name, h.address),
         health: {
           active_check_failed: h.activeCheckFailed,
           ejected_for_ms: Math.max(0, Math.round(h.ejectedUntil - now)),

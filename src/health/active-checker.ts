@@ -52,12 +52,18 @@ class Target {
   timer: NodeJS.Timeout | undefined;
   controller: AbortController | undefined;
 
+  /**
+   * `healthy`: what the hosts' flag says now: `initial_state` for a new server, the inherited verdict after a reload
+   * (a history that disagreed with the flag would never flip it: a server healthy before a reload that failed its
+   * first probe after it would keep its traffic).
+   */
   constructor(
     readonly endpoint: ProbeTarget,
     readonly config: HealthCheckConfig,
     readonly probe: Probe,
+    healthy: boolean,
   ) {
-    this.history = initialHistory(config.initial_state === 'healthy');
+    this.history = initialHistory(healthy);
   }
 }
 
@@ -75,7 +81,7 @@ export class ActiveChecker {
         const key = `${host.address} ${JSON.stringify(config)}`;
         let target = this.#targets.get(key);
         if (target === undefined) {
-          target = new Target({ host: host.host, port: host.port, address: host.address }, config, (deps.probe ?? probeFor)(config));
+          target = new Target({ host: host.host, port: host.port, address: host.address }, config, (deps.probe ?? probeFor)(config), !host.activeCheckFailed);
           this.#targets.set(key, target);
         }
         target.members.push({ upstream, host });

@@ -5,29 +5,49 @@
  *
  * Logs are written only when something flips: a server fails or passes its active checks, is ejected or returns,
  * an ejection is refused by max_ejection_percent, an upstream enters or leaves panic.
+ *
+ * In cluster mode (src/cluster/) health is shared: every change this process decides is also reported as a
+ * `HealthEvent` (`onEvent`), and `apply` / `applySnapshot` take in what other processes decided, without logging
+ * or reporting it again. A cluster worker runs without active checks (`activeChecks: false`): the primary probes.
  */
 import type { Clock, Random } from '../balancer/types.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { Logger } from '../log.js';
+import type { Host } from '../upstream/host.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { ActiveChecker, type CheckedHost } from './active-checker.js';
 import { OutlierDetector } from './outlier-detector.js';
 import type { ProbeResult } from './probe.js';
+import type { HealthEvent, HostHealth } from './shared-health.js';
 
 export interface HealthDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Probe servers (default true). */
+  readonly activeChecks?: boolean;
+  /** Every health change decided here (not those applied from elsewhere), for other processes to apply. */
+  readonly onEvent?: (event: HealthEvent) => void;
 }
 
 export class HealthService {
   readonly checker: ActiveChecker;
   readonly #detectors = new Map<Upstream, OutlierDetector>();
+  readonly #upstreams = new Map<string, Upstream>();
 
   constructor(upstreams: readonly Upstream[], deps: HealthDeps) {
     const { log, metrics } = deps;
+    const emit = (event: HealthEvent): void => {
+      if (deps.onEvent === undefined) return;
+      try {
+        deps.onEvent(event);
+      } catch (err) {
+        log.error({ err }, 'health event listener failed');
+      }
+    };
     for (const upstream of upstreams) {
+      this.#upstreams.set(upstream.name, upstream);
       const name = upstream.name;
       upstream.onPanicChange(({ panic, available, eligible }) => {
         const fields = { upstream: name, available, eligible, panic_threshold: upstream.config.panic_threshold };
@@ -44,10 +64,13 @@ export class HealthService {
             metrics.ejections.inc({ upstream: name, server: host.address, reason });
             log.warn({ upstream: name, server: host.address, reason, ejectedForMs: Math.round(durationMs), ejections: count, ...detail }, 'server ejected');
             upstream.panicking(upstream.now());
+            emit({ kind: 'ejected', upstream: name, server: host.address, forMs: durationMs, count, reason });
           },
           returned: (host, early) => {
             log.info({ upstream: name, server: host.address, early }, early ? 'server ejection ended by a passing active check' : 'server ejection ended');
             upstream.panicking(upstream.now());
+            // An ejection that ends with time ends by itself everywhere; only an early end must be told.
+            if (early) emit({ kind: 'ejection-ended', upstream: name, server: host.address });
           },
           capped: (host, reason) => {
             log.warn({ upstream: name, server: host.address, reason, max_ejection_percent: config.max_ejection_percent }, 'server not ejected: max_ejection_percent reached');
@@ -58,7 +81,7 @@ export class HealthService {
       this.#detectors.set(upstream, detector);
     }
 
-    this.checker = new ActiveChecker(upstreams, {
+    this.checker = new ActiveChecker(deps.activeChecks === false ? [] : upstreams, {
       clock: deps.clock,
       random: deps.random,
       events: {
@@ -74,6 +97,7 @@ export class HealthService {
             else log.warn(fields, 'server failed its active health checks');
             // A flip may take the upstream into or out of panic; report it now, not at the next request.
             upstream.panicking(upstream.now());
+            emit({ kind: 'active', upstream: upstream.name, server: host.address, failed: !healthy });
           }
         },
         error: (err) => log.error({ err }, 'health check listener failed'),
@@ -91,5 +115,98 @@ export class HealthService {
   stop(): void {
     this.checker.stop();
     for (const d of this.#detectors.values()) d.stop();
+  }
+
+  /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`). */
+  snapshot(): HostHealth[] {
+    const out: HostHealth[] = [];
+    for (const upstream of this.#upstreams.values()) {
+      const now = upstream.now();
+      const detector = this.#detectors.get(upstream);
+      for (const h of upstream.hosts) {
+        out.push({
+          upstream: upstream.name,
+          server: h.address,
+          activeCheckFailed: h.activeCheckFailed,
+          ejectedForMs: Math.max(0, h.ejectedUntil - now),
+          ejections: detector?.ejections(h) ?? 0,
+          draining: h.draining,
+          disabled: h.disabled,
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Take in a snapshot from the process that probes: its active-check and admin flags replace ours (it alone decides
+   * them); an ejection is merged, the longer one kept, so one decided here and not yet known there survives.
+   * Servers the snapshot does not know (or we do not) are left alone.
+   */
+  applySnapshot(hosts: readonly HostHealth[]): void {
+    for (const s of hosts) {
+      const found = this.#find(s.upstream, s.server);
+      if (found === undefined) continue;
+      const [upstream, host] = found;
+      const now = upstream.now();
+      if (host.activeCheckFailed !== s.activeCheckFailed) host.setActiveCheckFailed(s.activeCheckFailed, now);
+      if (host.draining !== s.draining) host.setDraining(s.draining, now);
+      if (host.disabled !== s.disabled) host.setDisabled(s.disabled, now);
+      if (s.ejectedForMs > 0) this.#adopt(upstream, host, s.ejectedForMs, s.ejections);
+      upstream.panicking(now);
+    }
+  }
+
+  /**
+   * Apply a change another process decided; nothing is logged or reported again (that process did both).
+   * Returns whether a server was found and changed.
+   */
+  apply(event: HealthEvent): boolean {
+    const found = this.#find(event.upstream, event.server);
+    if (found === undefined) return false;
+    const [upstream, host] = found;
+    const now = upstream.now();
+    let changed = false;
+    switch (event.kind) {
+      case 'active':
+        changed = host.activeCheckFailed !== event.failed;
+        if (changed) host.setActiveCheckFailed(event.failed, now);
+        break;
+      case 'admin':
+        changed = host.draining !== event.draining || host.disabled !== event.disabled;
+        if (host.draining !== event.draining) host.setDraining(event.draining, now);
+        if (host.disabled !== event.disabled) host.setDisabled(event.disabled, now);
+        break;
+      case 'ejected':
+        changed = this.#adopt(upstream, host, event.forMs, event.count);
+        break;
+      case 'ejection-ended': {
+        const detector = this.#detectors.get(upstream);
+        if (detector !== undefined) changed = detector.release(host);
+        else if (host.ejectedUntil > now) {
+          host.endEjection(now);
+          changed = true;
+        }
+        break;
+      }
+    }
+    if (changed) upstream.panicking(now);
+    return changed;
+  }
+
+  #find(upstreamName: string, server: string): [Upstream, Host] | undefined {
+    const upstream = this.#upstreams.get(upstreamName);
+    const host = upstream?.host(server);
+    return upstream === undefined || host === undefined ? undefined : [upstream, host];
+  }
+
+  #adopt(upstream: Upstream, host: Host, forMs: number, count: number): boolean {
+    const detector = this.#detectors.get(upstream);
+    if (detector !== undefined) return detector.adopt(host, forMs, count);
+    // This config has no outlier detection (a reload removed it): keep the verdict anyway, it ends with time.
+    const now = upstream.now();
+    if (host.ejectedUntil >= now + forMs) return false;
+    host.eject(now + forMs, now);
+    return true;
   }
 }

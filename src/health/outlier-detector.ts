@@ -170,6 +170,39 @@ export class OutlierDetector {
     this.#events.returned(host, true);
   }
 
+  /**
+   * An ejection decided by another process (a cluster worker): eject `host` for `durationMs` from now unless it is
+   * already ejected for longer, and raise its ejection count to `count`, so an ejection decided here next lasts as
+   * long as it would have there. Reports no event: the process that decided it does. Returns whether it applied.
+   */
+  adopt(host: Host, durationMs: number, count: number): boolean {
+    const m = this.#monitors.get(host);
+    if (m === undefined) return false;
+    const now = this.#clock();
+    m.ejections = Math.min(Math.max(m.ejections, count), maxEjectionCount(this.#times));
+    const until = now + durationMs;
+    if (host.ejectedUntil >= until) return false;
+    m.ejectedAt = now;
+    m.capped = false;
+    // The end of an ejection adopted from elsewhere is reported where it was decided; a timer of ours would only
+    // report an older, shorter ejection here.
+    this.#timers.clear(m.returnTimer);
+    m.returnTimer = undefined;
+    host.eject(until, now);
+    return true;
+  }
+
+  /** Another process ended `host`'s ejection early (a passing active check there). Returns whether it was ejected. */
+  release(host: Host): boolean {
+    const m = this.#monitors.get(host);
+    const now = this.#clock();
+    if (m === undefined || host.ejectedUntil <= now) return false;
+    this.#timers.clear(m.returnTimer);
+    m.returnTimer = undefined;
+    host.endEjection(now);
+    return true;
+  }
+
   /** Times `host` has been ejected, decayed (for /status and tests). */
   ejections(host: Host): number {
     return this.#monitors.get(host)?.ejections ?? 0;

@@ -1,0 +1,143 @@
+/**
+ * A cluster worker: the proxy listeners (http and tcp) of the config the primary sends, with passive outlier detection
+ * on its own traffic, and neither an admin listener nor active probes (the primary runs both, once). Health the
+ * primary decides (probe verdicts, admin actions, other workers' ejections) arrives as messages and is applied with
+ * the hosts' setters; this worker's own ejections go to the primary, which shares them.
+ *
+ * It drains and exits on `stop`, on SIGTERM/SIGINT (a second signal exits at once), and when the primary is gone.
+ */
+import cluster from 'node:cluster';
+import { Ballast } from '../ballast.js';
+import type { Config } from '../config/schema.js';
+import type { HealthEvent, HostHealth } from '../health/shared-health.js';
+import type { Logger } from '../log.js';
+import { clusterLogger } from './logger.js';
+import { isToWorker, send, type Inflight, type ToPrimary, type ToWorker } from './messages.js';
+
+export function runWorker(): void {
+  if (process.send === undefined || !cluster.isWorker) throw new Error('runWorker: not a cluster worker');
+  const id = cluster.worker?.id ?? 0;
+  let ballast: Ballast | undefined;
+  let log: Logger | undefined;
+  /** The primary's snapshot to apply to each new set of servers (at start, and at a reload). */
+  let snapshot: readonly HostHealth[] = [];
+  /** Health changes that arrived while the listeners were being bound: applied once `ballast` exists. */
+  let early: HealthEvent[] = [];
+  /** A reload that arrived before the listeners were bound: run once they are. */
+  let deferredReload: Extract<ToWorker, { type: 'reload' }> | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const tell = (message: ToPrimary): void => {
+    void send(process, message);
+  };
+
+  const stop = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      log?.info({ reason: why }, 'worker draining');
+      await ballast?.stop();
+      log?.flush();
+    })().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`worker ${id}: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+    return stopping;
+  };
+
+  const start = async (config: Config, health: readonly HostHealth[]): Promise<void> => {
+    snapshot = health;
+    log = clusterLogger(config.logging.level, { worker: id, pid: process.pid });
+    try {
+      ballast = await Ballast.start(config, {
+        log,
+        admin: false,
+        activeChecks: false,
+        prepare: (h) => h.applySnapshot(snapshot),
+        onHealthEvent: (event) => tell({ type: 'health', event }),
+      });
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      log.error({ err }, 'worker could not start');
+      log.flush();
+      await send(process, { type: 'failed', error });
+      process.exit(1);
+    }
+    for (const event of early) ballast.applyHealthEvent(event);
+    early = [];
+    if (stopping === undefined) tell({ type: 'ready' });
+    if (deferredReload !== undefined) void reload(deferredReload);
+    deferredReload = undefined;
+  };
+
+  const reload = async (m: Extract<ToWorker, { type: 'reload' }>): Promise<void> => {
+    if (ballast === undefined) {
+      deferredReload = m;
+      return;
+    }
+    snapshot = m.health;
+    try {
+      await ballast.reload(m.config);
+      tell({ type: 'reloaded', id: m.id });
+    } catch (err) {
+      log?.error({ err }, 'reload failed');
+      tell({ type: 'reloaded', id: m.id, error: err instanceof Error ? err.message : String(err) });
+    }
+  };
+
+  const inflight = (): Inflight[] => {
+    const out: Inflight[] = [];
+    for (const u of ballast?.upstreams.values() ?? []) for (const h of u.hosts) out.push({ upstream: u.name, server: h.address, requests: h.inflight });
+    return out;
+  };
+
+  const onMessage = (m: ToWorker): void => {
+    switch (m.type) {
+      case 'init':
+        if (ballast === undefined && log === undefined) void start(m.config, m.health);
+        return;
+      case 'health':
+        if (ballast === undefined) early.push(m.event);
+        else ballast.applyHealthEvent(m.event);
+        return;
+      case 'reload':
+        void reload(m);
+        return;
+      case 'query':
+        if (m.query === 'inflight') tell({ type: 'inflight', id: m.id, inflight: inflight() });
+        else if (ballast !== undefined) {
+          ballast.metrics.registry.getMetricsAsJSON().then(
+            (metrics) => tell({ type: 'metrics', id: m.id, metrics }),
+            (err: unknown) => log?.error({ err }, 'metrics collection failed'),
+          );
+        }
+        return;
+      case 'stop':
+        void stop('stop');
+        return;
+    }
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!isToWorker(m)) return;
+    try {
+      onMessage(m);
+    } catch (err) {
+      (log ?? console).error({ err }, 'worker message handler failed');
+    }
+  });
+  // The primary is gone (killed, or exited at a second signal): nobody re-forks us or routes to us; drain and go.
+  process.on('disconnect', () => void stop('primary gone'));
+  let signalled = false;
+  const onSignal = (signal: string): void => {
+    if (signalled) process.exit(1);
+    signalled = true;
+    void stop(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // SIGHUP is the primary's to handle (a terminal hang-up reaches the whole group): the new config comes from it.
+  process.on('SIGHUP', () => {});
+  tell({ type: 'hello' });
+}
