@@ -1,11 +1,14 @@
 /**
  * Prometheus metrics (names are part of the contract: design.md "Admin contract").
  * Labels stay bounded: listener, upstream, server address, code class, outcome, reason — never a path, a client IP
- * or a request id. The data path holds pre-resolved label children, so recording is a field increment; gauges
- * that mirror state are computed at scrape time (`collect`), not per request.
+ * or a request id. The data path records requests and attempts into plain cells (hot-metrics.ts) that the scrape
+ * reads, so recording is a field increment; gauges that mirror state are computed at scrape time (`collect`).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Upstream } from '../upstream/upstream.js';
+import { flushCells, HotHistogram, registerHotHistograms, type HotCell, type LabelledCell } from './hot-metrics.js';
+
+export type { HotCell };
 
 const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
@@ -14,10 +17,15 @@ export interface RouteMetrics {
   request(status: number, seconds: number): void;
 }
 
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 export class Metrics {
   readonly registry = new Registry();
   readonly requests: Counter<'listener' | 'upstream' | 'code_class'>;
-  readonly duration: Histogram<'listener' | 'upstream'>;
+  readonly #durations: HotHistogram[] = [];
+  readonly #routes = new Map<string, { classes: HotCell[]; duration: HotHistogram }>();
+  readonly #requestCells: LabelledCell<'listener' | 'upstream' | 'code_class'>[] = [];
+  readonly #attemptCells = new Map<string, LabelledCell<'upstream' | 'server' | 'outcome'>>();
   readonly attempts: Counter<'upstream' | 'server' | 'outcome'>;
   readonly retries: Counter<'upstream' | 'reason'>;
   readonly retriesSkipped: Counter<'upstream' | 'reason'>;
@@ -31,15 +39,26 @@ export class Metrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'ballast_requests_total', help: 'Requests answered, by listener, upstream and status class.', labelNames: ['listener', 'upstream', 'code_class'], registers });
-    this.duration = new Histogram({
-      name: 'ballast_request_duration_seconds',
-      help: 'Time from request received to response complete.',
-      labelNames: ['listener', 'upstream'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    const self = this;
+    this.requests = new Counter({
+      name: 'ballast_requests_total',
+      help: 'Requests answered, by listener, upstream and status class.',
+      labelNames: ['listener', 'upstream', 'code_class'],
       registers,
+      collect() {
+        flushCells(this, self.#requestCells);
+      },
     });
-    this.attempts = new Counter({ name: 'ballast_upstream_attempts_total', help: 'Attempts sent to each server, by outcome.', labelNames: ['upstream', 'server', 'outcome'], registers });
+    registerHotHistograms(this.registry, 'ballast_request_duration_seconds', 'Time from request received to response complete.', this.#durations);
+    this.attempts = new Counter({
+      name: 'ballast_upstream_attempts_total',
+      help: 'Attempts sent to each server, by outcome.',
+      labelNames: ['upstream', 'server', 'outcome'],
+      registers,
+      collect() {
+        flushCells(this, self.#attemptCells.values());
+      },
+    });
     this.retries = new Counter({ name: 'ballast_retries_total', help: 'Retries made, by the reason the previous attempt failed.', labelNames: ['upstream', 'reason'], registers });
     this.retriesSkipped = new Counter({ name: 'ballast_retries_skipped_total', help: 'Failures that retry_on covered but were not retried, and why.', labelNames: ['upstream', 'reason'], registers });
     this.ejections = new Counter({ name: 'ballast_outlier_ejections_total', help: 'Servers ejected by passive outlier detection.', labelNames: ['upstream', 'server', 'reason'], registers });
@@ -54,7 +73,6 @@ export class Metrics {
     });
     this.badRequests = new Counter({ name: 'ballast_bad_requests_total', help: 'Requests refused before routing (malformed or ambiguous framing).', labelNames: ['listener', 'reason'], registers });
 
-    const self = this;
     new Gauge({
       name: 'ballast_upstream_server_healthy',
       help: '1 when the server is available for new requests, else 0.',
@@ -96,13 +114,37 @@ export class Metrics {
     this.#upstreams = upstreams;
   }
 
+  /** The cell for one (upstream, server, outcome): the data path adds to `pending`, the scrape moves it over. */
+  attemptCell(upstream: string, server: string, outcome: string): HotCell {
+    const key = `${upstream}\u0000${server}\u0000${outcome}`;
+    let entry = this.#attemptCells.get(key);
+    if (entry === undefined) {
+      entry = { labels: { upstream, server, outcome }, cell: { pending: 0 } };
+      this.#attemptCells.set(key, entry);
+    }
+    return entry.cell;
+  }
+
   forRoute(listener: string, upstream: string): RouteMetrics {
-    const classes = CODE_CLASSES.map((code_class) => this.requests.labels({ listener, upstream, code_class }));
-    const duration = this.duration.labels({ listener, upstream });
+    // Keyed by labels, so a config reload that compiles the same route again keeps counting into the same series.
+    const key = `${listener}\u0000${upstream}`;
+    let route = this.#routes.get(key);
+    if (route === undefined) {
+      const classes = CODE_CLASSES.map((code_class) => {
+        const cell: HotCell = { pending: 0 };
+        this.#requestCells.push({ labels: { listener, upstream, code_class }, cell });
+        return cell;
+      });
+      const duration = new HotHistogram(DURATION_BUCKETS, { listener, upstream });
+      this.#durations.push(duration);
+      route = { classes, duration };
+      this.#routes.set(key, route);
+    }
+    const { classes, duration } = route;
     return {
       request(status, seconds) {
         const i = Math.min(4, Math.max(0, Math.floor(status / 100) - 1));
-        classes[i]!.inc();
+        classes[i]!.pending++;
         duration.observe(seconds);
       },
     };

@@ -13,7 +13,7 @@ import type { Dispatcher } from 'undici';
 import type { Random } from '../../balancer/types.js';
 import type { HashKeyReader } from '../../balancer/hash-key.js';
 import type { Logger } from '../../log.js';
-import type { Metrics, RouteMetrics } from '../../admin/metrics.js';
+import type { HotCell, Metrics, RouteMetrics } from '../../admin/metrics.js';
 import type { Host } from '../../upstream/host.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { outcomeLabel, type Outcome } from '../../upstream/outcome.js';
@@ -50,6 +50,17 @@ export interface ForwarderDeps {
 }
 
 const noop = (): void => {};
+
+/** Per host: outcome label → its metrics cell, so a finished attempt costs a Map lookup and `++`. */
+const attemptCells = new WeakMap<Host, Map<string, HotCell>>();
+
+function attemptCell(metrics: Metrics, upstream: string, host: Host, outcome: string): HotCell {
+  let cells = attemptCells.get(host);
+  if (cells === undefined) attemptCells.set(host, (cells = new Map()));
+  let cell = cells.get(outcome);
+  if (cell === undefined) cells.set(outcome, (cell = metrics.attemptCell(upstream, host.address, outcome)));
+  return cell;
+}
 
 /** Below this, a per-try or request timeout gets a native timer (undici's headers timer has ~1 s resolution). */
 const PRECISE_TIMEOUT_BELOW_MS = 5000;
@@ -385,7 +396,7 @@ class Exchange {
       else host.latency.observeFailure();
       upstream.observe(host, outcome);
     }
-    this.#forwarder.deps.metrics.attempts.inc({ upstream: upstream.name, server: host.address, outcome: record.outcome });
+    attemptCell(this.#forwarder.deps.metrics, upstream.name, host, record.outcome).pending++;
   }
 
   #fail(failure: Failure, detail: string): void {
