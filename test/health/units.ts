@@ -1,6 +1,7 @@
 /** Upstreams built from YAML with an injected clock and random, for unit tests (no socket is opened). */
 import { parseConfig, formatConfigErrors } from '../../src/config/load.js';
 import { Upstream } from '../../src/upstream/upstream.js';
+import { mulberry32 } from '../helpers/random.js';
 
 export interface ManualClock {
   now: number;
@@ -15,14 +16,7 @@ export function manualClock(start = 1_000_000): ManualClock {
 
 /** A deterministic uniform random (mulberry32). */
 export function seededRandom(seed = 42): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /** One upstream named pool over `n` servers 127.0.0.1:1.., the last `backups` of them backups. */
