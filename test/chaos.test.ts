@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Agent, request } from 'undici';
-import { simpleConfig, waitFor, type TestBallast } from './helpers/ballast.js';
+import { simpleConfig, type TestBallast } from './helpers/ballast.js';
+import { waitFor } from './helpers/wait.js';
 import { circuitBreakerFor } from '../src/proxy/http/circuit-breaker.js';
 
 interface Result {
@@ -42,7 +43,7 @@ async function expectBaseline(b: TestBallast, agent: Agent, heapBefore: number):
   if (!agent.closed) await agent.close();
   const upstream = b.ballast.upstreams.get('pool')!;
   const breaker = circuitBreakerFor(upstream);
-  await waitFor(() => upstream.active === 0 && upstream.hosts.every((h) => h.inflight === 0), 5000);
+  await waitFor(() => upstream.active === 0 && upstream.hosts.every((h) => h.inflight === 0), { timeoutMs: 5000 });
   expect(breaker.pending).toBe(0);
   expect(breaker.retries).toBe(0);
   const listener = b.ballast.httpListeners[0]!;

@@ -5,7 +5,8 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
-import { get, startBallast, simpleConfig, waitFor } from './helpers/ballast.js';
+import { get, startBallast, simpleConfig } from './helpers/ballast.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('forwarding', () => {
   it('rotates requests over three origins in turn', async () => {

@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Origin } from './helpers/origin.js';
-import { freePort, get, startBallast, waitFor, type TestBallast } from './helpers/ballast.js';
+import { freePort, get, startBallast, type TestBallast } from './helpers/ballast.js';
+import { waitFor } from './helpers/wait.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 
@@ -100,20 +101,20 @@ ${servers.map((o) => `      - { address: ${o.address} }`).join('\n')}
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor(() => out.includes('"listening"'), 10_000).catch((err: unknown) => {
+    await waitFor(() => out.includes('"listening"'), { timeoutMs: 10_000 }).catch((err: unknown) => {
       throw new Error(`${String(err)}: ${out}`);
     });
     expect(originOf((await get(`http://127.0.0.1:${port}/`)).body)).toBe('o1');
 
     writeFileSync(file, text([a!, b!], 'round-robbin'));
     child.kill('SIGHUP');
-    await waitFor(() => out.includes('reload refused'), 5000);
+    await waitFor(() => out.includes('reload refused'), { timeoutMs: 5000 });
     expect(out).toContain(`${file}:8:14 upstreams[0].balance`);
     for (let i = 0; i < 3; i++) expect(originOf((await get(`http://127.0.0.1:${port}/`)).body)).toBe('o1');
 
     writeFileSync(file, text([b!]));
     child.kill('SIGHUP');
-    await waitFor(() => out.includes('config reloaded'), 5000);
+    await waitFor(() => out.includes('config reloaded'), { timeoutMs: 5000 });
     for (let i = 0; i < 3; i++) expect(originOf((await get(`http://127.0.0.1:${port}/`)).body)).toBe('o2');
   });
 });

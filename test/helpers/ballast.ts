@@ -70,15 +70,6 @@ ${upstreamExtra}
 `;
 }
 
-/** Polls until `cond` holds; fails after `timeoutMs`. Tests assert behaviour, not timings. */
-export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** A port that was free a moment ago, for configs a child process must bind itself. */
 export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
