@@ -379,4 +379,58 @@ upstreams:
     expect(statuses.once).toContain(502);
     await expectBaseline(b, agent, heap);
   });
+
+  it('a request queued for a busy server gives up at its per-try timeout, without blaming the server', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => setTimeout(() => res.end('slow'), 1500);
+    const b = await ballast(`
+admin: { listen: 127.0.0.1:0 }
+logging: { level: silent }
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - { match: { path_prefix: /a }, upstream: pool, retry: { attempts: 1 } }
+      - { upstream: pool, retry: { attempts: 1, per_try_timeout: 300ms } }
+upstreams:
+  - name: pool
+    servers: [{ address: ${o!.address} }]
+    limits: { max_connections: 1 }
+    outlier_detection: { consecutive_gateway_failures: 1 }
+`);
+    const agent = client();
+    const heap = heapNow();
+    const first = send(agent, b.url('/a'));
+    await waitFor(() => o!.received.length === 1);
+    const queued = await send(agent, b.url('/b'));
+    // The first holds the only connection; the second waits in the queue and is answered at its 300 ms.
+    expect(queued.status).toBe(504);
+    expect(queued.ms).toBeLessThan(1000);
+    expect(o!.received).toHaveLength(1);
+    const host = b.ballast.upstreams.get('pool')!.hosts[0]!;
+    expect(host.state(performance.now())).toBe('healthy');
+    expect((await first).status).toBe(200);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('the request deadline starts when the first try does: a slow upload is not charged to the server', async () => {
+    const [o] = await origins(1);
+    const b = await ballast(simpleConfig([o!.address], '    timeouts: { request: 300ms }\n    outlier_detection: { consecutive_gateway_failures: 1 }'));
+    const heap = heapNow();
+    const agent = client();
+    // A small PUT (buffered for replay) whose body arrives 500 ms after its headers.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: b.port, method: 'PUT', path: '/slow-upload', headers: { 'content-length': '4' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write('ab');
+      setTimeout(() => req.end('cd'), 500);
+    });
+    expect(status).toBe(200);
+    expect(o!.received[0]!.bodyBytes).toBe(4);
+    expect(b.ballast.upstreams.get('pool')!.hosts[0]!.state(performance.now())).toBe('healthy');
+    await expectBaseline(b, agent, heap);
+  });
 });

@@ -130,7 +130,8 @@ class Exchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly #startedAt = performance.now();
-  readonly #deadline: number;
+  /** Set when the first attempt starts: the body a request brings is read before it counts (client time is not upstream time). */
+  #deadline = 0;
   #headers: string[] = [];
   #requestId = '';
   #clientIp = '';
@@ -147,6 +148,8 @@ class Exchange {
   #clientGone = false;
   /** The one free retry for a keep-alive race has been used. */
   #raceRetried = false;
+  /** A retry admitted by the budget and not yet started (backoff): it counts as a retry in flight. */
+  #retryHeld = false;
   bytesSent = 0;
 
   constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, res: ServerResponse) {
@@ -155,7 +158,6 @@ class Exchange {
     this.breaker = route.breaker;
     this.req = req;
     this.res = res;
-    this.#deadline = this.#startedAt + route.upstream.config.timeouts.request;
   }
 
   start(): void {
@@ -233,8 +235,10 @@ class Exchange {
     }
     this.#tried.push(host);
     host.inflight++;
-    const attempt = new Attempt(this, host, this.#records.length > 0);
-    if (attempt.isRetry) this.#route.breaker.retries++;
+    if (this.#deadline === 0) this.#deadline = performance.now() + upstream.config.timeouts.request;
+    // A retry was counted against the budget when it was admitted; the attempt now holds that count.
+    const attempt = new Attempt(this, host, this.#retryHeld);
+    this.#retryHeld = false;
     this.#route.breaker.pending++;
     this.#current = attempt;
     this.#records.push({ server: host.address, outcome: 'pending' });
@@ -302,7 +306,11 @@ class Exchange {
       this.#finish(FAILURES.clientGone.status);
       return;
     }
-    const { failure, outcome } = classifyUpstreamError(err, attempt.reachedUpstream);
+    // Timed out before undici wrote a byte (still queued for a busy server's connection): the server is not to
+    // blame, and nothing reached it.
+    const { failure, outcome } = attempt.reachedUpstream || !attempt.timedOutLocally
+      ? classifyUpstreamError(err, attempt.reachedUpstream)
+      : { failure: FAILURES.timeout, outcome: undefined };
     this.#settle(attempt, outcome);
     if (this.responseStarted) {
       // Bytes already went downstream: the only honest signal left is an unclean close (no final chunk, short
@@ -363,6 +371,9 @@ class Exchange {
 
   #retry(reason: string, retryAfterMs: number | undefined): void {
     const upstream = this.#route.upstream;
+    // Counted now, not when the backoff ends: the budget and max_retries must see retries waiting to start.
+    this.#route.breaker.retries++;
+    this.#retryHeld = true;
     this.#records[this.#records.length - 1]!.retryReason = reason;
     this.#forwarder.deps.metrics.retries.inc({ upstream: upstream.name, reason });
     const backoff = this.#route.policy.backoffMs(this.#records.length - 1, this.#forwarder.deps.random);
@@ -427,6 +438,10 @@ class Exchange {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    if (this.#retryHeld) {
+      this.#route.breaker.retries--;
+      this.#retryHeld = false;
+    }
     const upstream = this.#route.upstream;
     if (this.#leasedUpstream) upstream.active--;
     const seconds = (performance.now() - this.#startedAt) / 1000;
@@ -472,7 +487,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** Set when the client went away: the attempt is aborted as soon as undici lets us. */
   #cancelled = false;
   #timer: NodeJS.Timeout | undefined;
-  #timeoutError: Error | undefined;
+  /** Ballast's own per-try timer fired (not undici's). */
+  timedOutLocally = false;
 
   constructor(exchange: Exchange, host: Host, isRetry: boolean) {
     this.exchange = exchange;
@@ -495,8 +511,21 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** The per-try (or request) timer fired before response headers: abort as a headers timeout. */
   timedOut(): void {
     this.#timer = undefined;
-    this.#timeoutError = Object.assign(new Error('upstream did not answer within the per-try timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
-    this.#abort?.(this.#timeoutError);
+    this.timedOutLocally = true;
+    const err = Object.assign(new Error('upstream did not answer within the per-try timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    if (this.#abort !== undefined) this.#abort(err);
+    else this.#giveUpQueued(err);
+  }
+
+  /**
+   * Still queued in undici (no connection free yet), so nothing was written: stop waiting now rather than when a
+   * connection frees up, and let `onConnect` abort it silently later.
+   */
+  #giveUpQueued(err: Error): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#clearTimer();
+    this.exchange.onAttemptError(this, err);
   }
 
   #clearTimer(): void {
@@ -513,15 +542,20 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   cancel(): void {
     this.#cancelled = true;
-    this.#abort?.(new Error('client closed the request'));
+    const err = new Error('client closed the request');
+    if (this.#abort !== undefined) this.#abort(err);
+    else this.#giveUpQueued(err);
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    this.reachedUpstream = true;
     this.leavePending();
-    if (this.#dropped || this.#cancelled) abort(new Error('attempt no longer wanted'));
-    else if (this.#timeoutError !== undefined) abort(this.#timeoutError);
+    // Aborted before a byte is written: it never reached the origin, and reports nothing about it.
+    if (this.#dropped || this.#cancelled) {
+      abort(new Error('attempt no longer wanted'));
+      return;
+    }
+    this.reachedUpstream = true;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -575,7 +609,7 @@ export function sendFailure(
   if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
   if (close) headers.connection = 'close';
   if (extra !== undefined) Object.assign(headers, extra);
-  res.writeHead(failure.status === 499 ? 400 : failure.status, headers);
+  res.writeHead(failure.status, headers);
   res.end(body);
 }
 
