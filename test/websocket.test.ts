@@ -105,4 +105,54 @@ describe('websocket', () => {
     expect(reply).toMatch(/^HTTP\/1\.1 400 /);
     expect(origin.wss.clients.size).toBe(0);
   });
+
+  it('hashes upgrades on hash_key like plain requests, so a user keeps one server', async () => {
+    const a = await echoOrigin();
+    const b2 = await echoOrigin();
+    const b = await startBallast(`
+admin: { listen: 127.0.0.1:0 }
+logging: { level: silent }
+listeners:
+  - { name: web, listen: 127.0.0.1:0, routes: [{ upstream: pool }] }
+upstreams:
+  - name: pool
+    balance: consistent-hash
+    hash_key: header:x-user-id
+    servers: [{ address: ${a.address} }, { address: ${b2.address} }]
+`);
+    cleanup.push(() => b.stop());
+    const served = new Set<number>();
+    a.wss.on('connection', () => served.add(1));
+    b2.wss.on('connection', () => served.add(2));
+    for (let i = 0; i < 6; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`, { headers: { 'x-user-id': 'user-7' } });
+      ws.on('error', () => {});
+      await once(ws, 'open');
+      ws.close();
+      await once(ws, 'close');
+    }
+    expect(served.size).toBe(1);
+  });
+
+  it('relays a large refusal body with backpressure, to the end', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024, 120);
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      socket.on('error', () => {});
+      socket.write(`HTTP/1.1 403 Forbidden\r\ncontent-length: ${big.length}\r\n\r\n`);
+      socket.end(big);
+    });
+    const address = await listen(server);
+    const b = await proxy(address);
+    const socket = connect(b.port, '127.0.0.1');
+    socket.write('GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    // Read slowly at first so the proxy meets backpressure, then drain.
+    socket.pause();
+    await new Promise((r) => setTimeout(r, 300));
+    let bytes = 0;
+    socket.on('data', (c: Buffer) => (bytes += c.length));
+    socket.resume();
+    await once(socket, 'close');
+    expect(bytes).toBeGreaterThan(big.length);
+  });
 });

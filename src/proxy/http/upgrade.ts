@@ -54,7 +54,10 @@ class Tunnel implements Dispatcher.DispatchHandler {
   /** The current host's in-flight count includes this tunnel. */
   #leased = false;
   #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
   #status = 0;
+  #hashKey: string | undefined;
+  #sticky: Host | undefined;
 
   constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, client: Duplex, head: Buffer) {
     this.#forwarder = forwarder;
@@ -69,12 +72,15 @@ class Tunnel implements Dispatcher.DispatchHandler {
     const clientIp = clientAddress(this.#req.socket.remoteAddress);
     const trusted = this.#forwarder.deps.trustedProxies?.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4') ?? false;
     this.#headers = forwardRequestHeaders(this.#req.rawHeaders, { clientIp, trusted, httpVersion: this.#req.httpVersion }).headers;
+    // The same affinity as plain requests: a user's sockets land where their requests do.
+    this.#hashKey = this.#route.hashKey?.({ headers: this.#req.headers, url: this.#req.url ?? '/', clientIp });
+    this.#sticky = this.#route.sticky?.hostFor(this.#req, this.#route.upstream.now());
     this.#client.once('close', this.#onClientClose);
     this.#try();
   }
 
   #try(): void {
-    const host = this.#route.upstream.pick(undefined, this.#tried);
+    const host = (this.#tried.length === 0 ? this.#sticky : undefined) ?? this.#route.upstream.pick(this.#hashKey, this.#tried);
     if (host === undefined) {
       this.#end(FAILURES.noServer);
       return;
@@ -137,8 +143,9 @@ class Tunnel implements Dispatcher.DispatchHandler {
     upstream.pipe(this.#client);
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], _resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true;
+    this.#resume = resume;
     // Not 101: relay it as an ordinary response, then close; the client must not treat the socket as upgraded.
     this.#status = statusCode;
     this.#responseStarted = true;
@@ -150,7 +157,10 @@ class Tunnel implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.#client.write(chunk);
+    if (this.#client.write(chunk)) return true;
+    // Backpressure: undici pauses until the client drains.
+    this.#client.once('drain', this.#resume!);
+    return false;
   }
 
   onComplete(): void {
