@@ -221,8 +221,9 @@ export class Ballast {
     }
     this.config = next;
     oldHealth.stop();
-    // Old pools finish what they carry, then close; nothing new is sent to them.
-    void Promise.all([...previous.values()].map((u) => u.close())).catch(() => {});
+    // Requests still running on the old pools (a retry waiting out its backoff included) finish there: the
+    // pools close once nothing is in flight on them, or at the drain deadline.
+    for (const u of previous.values()) void retire(u, next.shutdown.drain_timeout);
     void Promise.all(draining).catch(() => {});
   }
 
@@ -254,4 +255,11 @@ export class Ballast {
 /** Whether the admin listener's settings differ (they apply at the next restart only). */
 export function adminChanged(a: Config, b: Config): boolean {
   return a.admin.listen.host !== b.admin.listen.host || a.admin.listen.port !== b.admin.listen.port || a.admin.token !== b.admin.token;
+}
+
+/** Close an upstream's pools once no request is in flight on it, or at the deadline at the latest. */
+async function retire(upstream: Upstream, deadlineMs: number): Promise<void> {
+  const until = performance.now() + deadlineMs;
+  while (upstream.active > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 100).unref());
+  await (upstream.active > 0 ? upstream.destroy() : upstream.close()).catch(() => {});
 }

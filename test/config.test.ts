@@ -122,6 +122,12 @@ upstreams:
     expect(errors[0]).toMatchObject({ path: 'upstreams[0].servers[0].address', message: 'environment variable ORIGIN is not set' });
   });
 
+  it('refuses values that would fail at run time: a non-prime Maglev table, a zero EWMA window, no pending queue', () => {
+    const errors = errorsOf(MINIMAL.replace('  - name: api\n', '  - name: api\n    maglev_table_size: 100\n    ewma_decay: "0"\n    limits: { max_pending_requests: 0 }\n'));
+    expect(errors.map((e) => e.path).sort()).toEqual(['upstreams[0].ewma_decay', 'upstreams[0].limits.max_pending_requests', 'upstreams[0].maglev_table_size']);
+    expect(errors.find((e) => e.path === 'upstreams[0].maglev_table_size')!.message).toContain('prime');
+  });
+
   it('refuses a non-loopback admin listener without a token', () => {
     const errors = errorsOf(`admin: { listen: 0.0.0.0:9901 }\n${MINIMAL}`);
     expect(errors[0]!.path).toBe('admin.token');

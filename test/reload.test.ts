@@ -67,6 +67,20 @@ describe('reload', () => {
     expect((await get(ballast.url('/'))).status).toBe(200);
   });
 
+  it('a retry waiting out Retry-After across a reload still reaches its origin', async () => {
+    const [a] = await origins(1);
+    a!.mode = { status: 503, headers: { 'retry-after': '1' } };
+    const ballast = await startBallast(yaml([a!]));
+    onCleanup(() => ballast.stop());
+    const pending = get(ballast.url('/'));
+    await waitFor(() => a!.received.length === 1);
+    a!.mode = 'ok';
+    await ballast.ballast.reload(config(yaml([a!])));
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(a!.received).toHaveLength(2);
+  });
+
   it('refuses a reload whose new listener cannot bind, and changes nothing', async () => {
     const [a, b] = await origins(2);
     const ballast = await startBallast(yaml([a!]));

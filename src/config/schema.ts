@@ -162,7 +162,7 @@ const timeouts = z.strictObject({
 
 const limits = z.strictObject({
   max_connections: z.number().int().min(1).default(1024),
-  max_pending_requests: z.number().int().min(0).default(1024),
+  max_pending_requests: z.number().int().min(1).default(1024),
   max_requests: z.number().int().min(1).default(10_000),
   /** A fixed cap on concurrent retries; when unset the retry budget governs (as in Envoy, where a budget replaces it). */
   max_retries: z.number().int().min(0).optional(),
@@ -174,8 +174,8 @@ const upstream = z.strictObject({
   hash_key: z.string().regex(HASH_KEY_PATTERN, 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path').default('client-ip'),
   hash_balance_factor: z.number().gt(1).optional(),
   virtual_nodes: z.number().int().min(1).max(10_000).optional(),
-  maglev_table_size: z.number().int().min(7).optional(),
-  ewma_decay: duration.default(10_000),
+  maglev_table_size: z.number().int().min(7).max(5_000_011).refine(isPrime, 'a Maglev table size must be a prime number, e.g. 65537').optional(),
+  ewma_decay: duration.refine((ms) => ms > 0, 'the decay window must be longer than 0').default(10_000),
   sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.optional() }).optional(),
   servers: z.array(server).min(1, 'an upstream needs at least one server'),
   health_check: healthCheck.optional(),
@@ -192,6 +192,9 @@ const upstream = z.strictObject({
     if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'address'], message: `server ${key} is listed twice` });
     seen.add(key);
   });
+  if (u.maglev_table_size !== undefined && u.maglev_table_size < u.servers.length) {
+    ctx.addIssue({ code: 'custom', path: ['maglev_table_size'], message: `the Maglev table needs at least one slot per server (${u.servers.length})` });
+  }
   if (!u.servers.some((s) => !s.backup)) {
     ctx.addIssue({ code: 'custom', path: ['servers'], message: 'an upstream needs at least one server that is not a backup' });
   }
@@ -281,6 +284,12 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: 'an admin listener on a non-loopback address needs a token' });
   }
 });
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');

@@ -112,6 +112,8 @@ export class OutlierDetector {
 
   /** The outcome of one attempt at `host` (the `Upstream.observe` sink). */
   observe(host: Host, outcome: Outcome): void {
+    // After a reload, requests still finishing on the old config must not eject anything.
+    if (this.#stopped) return;
     const m = this.#monitors.get(host);
     if (m === undefined) return;
     const cls = classifyOutcome(outcome);
