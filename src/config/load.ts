@@ -17,16 +17,6 @@ export interface ConfigError {
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
 
-export class ConfigInvalidError extends Error {
-  constructor(
-    readonly source: string,
-    readonly errors: readonly ConfigError[],
-  ) {
-    super(`${source}: invalid config\n${formatConfigErrors(source, errors)}`);
-    this.name = 'ConfigInvalidError';
-  }
-}
-
 export function formatConfigErrors(source: string, errors: readonly ConfigError[]): string {
   return errors.map((e) => `  ${source}:${e.line}:${e.column} ${e.path ? `${e.path}: ` : ''}${e.message}`).join('\n');
 }

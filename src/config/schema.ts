@@ -304,4 +304,3 @@ export type ServerConfig = UpstreamConfig['servers'][number];
 export type RetryConfig = UpstreamConfig['retry'];
 export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>;
 export type OutlierDetectionConfig = NonNullable<UpstreamConfig['outlier_detection']>;
-export type RouteConfig = HttpListenerConfig['routes'][number];

@@ -37,10 +37,3 @@ export function parsePercent(text: string): number | undefined {
   const v = Number(m[1]);
   return v >= 0 && v <= 100 ? v / 100 : undefined;
 }
-
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0 && ms > 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}

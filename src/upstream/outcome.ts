@@ -9,8 +9,6 @@ export type Outcome =
   | { readonly kind: 'reset' }
   | { readonly kind: 'response'; readonly status: number; readonly latencyMs: number };
 
-export type OutcomeKind = Outcome['kind'];
-
 export const CONNECT_FAILURE: Outcome = Object.freeze({ kind: 'connect-failure' });
 export const TIMEOUT: Outcome = Object.freeze({ kind: 'timeout' });
 export const RESET: Outcome = Object.freeze({ kind: 'reset' });

@@ -2,7 +2,7 @@
  * Test doubles for the balancer: a seeded PRNG, a manual clock and mutable hosts.
  */
 
-import type { BalancedHost, Clock, LatencyObserver, Picker, Random } from '../../src/balancer/types.js';
+import type { BalancedHost, Clock, LatencyObserver, Picker } from '../../src/balancer/types.js';
 
 export { mulberry32 } from '../helpers/random.js';
 

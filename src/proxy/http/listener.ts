@@ -7,6 +7,7 @@ import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Random } from '../../balancer/types.js';
 import { compileHashKey } from '../../balancer/hash-key.js';
+import { isHashing } from '../../balancer/index.js';
 import type { Metrics } from '../../admin/metrics.js';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
@@ -19,7 +20,6 @@ import { Router, type Route } from './router.js';
 import { handleUpgrade } from './upgrade.js';
 import { listen } from '../../util/listen.js';
 
-const HASHING = new Set(['consistent-hash', 'maglev']);
 
 export interface HttpListenerDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;
@@ -130,7 +130,7 @@ function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): F
       upstream,
       policy: new RetryPolicy(route.retry),
       metrics: deps.metrics.forRoute(config.name, upstream.name),
-      hashKey: HASHING.has(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
+      hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
       breaker: circuitBreakerFor(upstream),
       sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
     });

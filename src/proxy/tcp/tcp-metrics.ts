@@ -62,7 +62,6 @@ const sets = new WeakMap<Metrics, TcpMetricSet>();
 export class TcpListenerMetrics {
   readonly #set: TcpMetricSet;
   readonly #metrics: Metrics;
-  readonly #listener: string;
   readonly #upstream: string;
   readonly #connections: Counter.Internal;
   readonly #active: Gauge.Internal<'listener'>;
@@ -80,7 +79,6 @@ export class TcpListenerMetrics {
     }
     this.#set = set;
     this.#metrics = metrics;
-    this.#listener = listener;
     this.#upstream = upstream;
     this.#connections = set.connections.labels({ listener });
     this.#active = set.active.labels({ listener });
