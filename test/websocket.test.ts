@@ -155,4 +155,28 @@ upstreams:
     await once(socket, 'close');
     expect(bytes).toBeGreaterThan(big.length);
   });
+
+  it('counts an open tunnel against max_requests, and frees it when the tunnel closes', async () => {
+    const origin = await echoOrigin();
+    const b = await startBallast(simpleConfig([origin.address], '    limits: { max_requests: 1 }'));
+    cleanup.push(() => b.stop());
+    const first = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    first.on('error', () => {});
+    await once(first, 'open');
+    const second = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    const [, res] = (await once(second, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
+    expect(res.statusCode).toBe(503);
+    res.resume();
+    first.close();
+    await once(first, 'close');
+    const upstream = b.ballast.upstreams.get('pool')!;
+    const until = Date.now() + 2000;
+    while (upstream.active !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const third = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    third.on('error', () => {});
+    await once(third, 'open');
+    third.close();
+    await once(third, 'close');
+    expect(b.logs.filter((l) => l.kind === 'access' && l.upgrade === 'websocket').map((l) => l.status)).toContain(101);
+  });
 });

@@ -36,11 +36,13 @@ export class HttpListener {
   readonly forwarder: HttpForwarder;
   readonly #log: Logger;
   readonly #connections = new Set<Socket>();
+  readonly #maxHeaderSize: number;
 
   constructor(config: HttpListenerConfig, deps: HttpListenerDeps) {
     this.name = config.name;
     this.config = config;
     this.#log = deps.log;
+    this.#maxHeaderSize = config.client.max_header_size;
     this.forwarder = new HttpForwarder(compileForwarder(config, deps));
 
     const client = config.client;
@@ -91,7 +93,9 @@ export class HttpListener {
     this.server.headersTimeout = client.headers_timeout;
     this.server.requestTimeout = client.request_timeout;
     this.server.keepAliveTimeout = client.keep_alive_timeout;
-    if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
+    this.server.maxConnections = client.max_connections ?? Infinity;
+    // node:http fixes the header size limit when the server is created.
+    if (client.max_header_size !== this.#maxHeaderSize) deps.log.warn({ listener: this.name }, 'client.max_header_size changes take effect at the next restart');
   }
 
   listen(): Promise<AddressInfo> {

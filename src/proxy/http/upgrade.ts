@@ -58,6 +58,12 @@ class Tunnel implements Dispatcher.DispatchHandler {
   #status = 0;
   #hashKey: string | undefined;
   #sticky: Host | undefined;
+  #clientIp = '';
+  /** Counted in `upstream.active` (the circuit breaker's max_requests). */
+  #counted = false;
+  /** The request metric is recorded once, when the handshake is answered, not when the tunnel closes. */
+  #recorded = false;
+  readonly #arrivedAt = performance.now();
 
   constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, client: Duplex, head: Buffer) {
     this.#forwarder = forwarder;
@@ -69,7 +75,17 @@ class Tunnel implements Dispatcher.DispatchHandler {
 
   start(): void {
     this.#forwarder.started();
+    // A tunnel is a request in flight for the circuit breaker too, for as long as it is open.
+    const limit = this.#route.breaker.admitRequest();
+    if (limit !== undefined) {
+      this.#forwarder.deps.metrics.overflows.inc({ upstream: this.#route.upstream.name, limit });
+      this.#end(FAILURES.overflow);
+      return;
+    }
+    this.#route.upstream.active++;
+    this.#counted = true;
     const clientIp = clientAddress(this.#req.socket.remoteAddress);
+    this.#clientIp = clientIp;
     const trusted = this.#forwarder.deps.trustedProxies?.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4') ?? false;
     this.#headers = forwardRequestHeaders(this.#req.rawHeaders, { clientIp, trusted, httpVersion: this.#req.httpVersion }).headers;
     // The same affinity as plain requests: a user's sockets land where their requests do.
@@ -124,6 +140,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
       this.#done(499);
       return;
     }
+    this.#record(101);
     const headers = forwardResponseHeaders((rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)));
     let head = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -214,10 +231,32 @@ class Tunnel implements Dispatcher.DispatchHandler {
 
   #finished = false;
 
+  /** Request metrics describe the handshake: a tunnel's lifetime is not a request duration. */
+  #record(status: number): void {
+    if (this.#recorded) return;
+    this.#recorded = true;
+    this.#route.metrics.request(status, (performance.now() - this.#arrivedAt) / 1000);
+  }
+
   #done(status: number): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#route.metrics.request(status, (performance.now() - this.#startedAt) / 1000);
+    this.#record(status);
+    if (this.#counted) this.#route.upstream.active--;
+    const access = this.#forwarder.deps.accessLog;
+    if (access !== undefined) {
+      access.info({
+        client: this.#clientIp,
+        method: this.#req.method,
+        url: this.#req.url,
+        upgrade: 'websocket',
+        upstream: this.#route.upstream.name,
+        server: this.#host?.address,
+        attempts: this.#tried.length,
+        status,
+        durationMs: Math.round((performance.now() - this.#arrivedAt) * 1000) / 1000,
+      });
+    }
     this.#forwarder.finished();
   }
 }
