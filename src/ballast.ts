@@ -161,6 +161,12 @@ export class Ballast {
     const health = this.#healthService(upstreams);
     this.#nextHealth = health;
     await health.start();
+    if (this.#stopping !== undefined) {
+      // stop() arrived while the new servers were probed: bind nothing.
+      health.stop();
+      await Promise.all([...upstreams.values()].map((u) => u.destroy()));
+      throw new Error('Ballast is stopping');
+    }
 
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: next.logging.access_log, random: this.#random };
     const sameSocket = (a: ListenerConfig, b: ListenerConfig) =>

@@ -148,7 +148,16 @@ export class TcpSession {
       // Written before the relay starts, so it precedes the client's first byte (spec §2: "at once").
       // Read only here: getsockname is a system call, and most listeners never need it.
       destination ??= { address: client.localAddress ?? '', port: client.localPort ?? 0 };
-      socket.write(encodeProxyHeader(mode, proxyAddresses(this.#clientIp, this.#clientPort, destination.address, destination.port)));
+      try {
+        socket.write(encodeProxyHeader(mode, proxyAddresses(this.#clientIp, this.#clientPort, destination.address, destination.port)));
+      } catch (err) {
+        // An address the header cannot carry: close both sides and give the server's lease back.
+        socket.destroy();
+        client.destroy();
+        result.host.inflight--;
+        this.#finish('proxy-protocol', (err as Error).message);
+        return;
+      }
     }
     if (ctx.config.idle_timeout > 0) {
       // Any read from or write to the client resets this timer, and every relayed byte is one or the other, so it
