@@ -57,6 +57,9 @@ export class Ballast {
   #ready = false;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
+  /** Listeners and upstreams a reload replaced, still finishing what they carry. */
+  readonly #retiring = new Set<HttpListener | TcpListener>();
+  readonly #retiringUpstreams = new Set<Upstream>();
 
   private constructor(config: Config, options: BallastOptions) {
     this.config = config;
@@ -201,7 +204,10 @@ export class Ballast {
     }
     // close() stops listening at once, so a listener that moves frees its port before it is bound again; open
     // connections of retired listeners drain in the background.
-    const draining = retired.map((l) => l.close(next.shutdown.drain_timeout));
+    for (const l of retired) {
+      this.#retiring.add(l);
+      void l.close(next.shutdown.drain_timeout).catch(() => {}).finally(() => this.#retiring.delete(l));
+    }
     for (const c of fresh) {
       if (!retiredAddresses.has(addressOf(c))) continue;
       await open(c).catch((err: unknown) => this.log.error({ listener: c.name, err }, 'reload: listener could not be bound'));
@@ -229,8 +235,10 @@ export class Ballast {
     oldHealth.stop();
     // Requests still running on the old pools (a retry waiting out its backoff included) finish there: the
     // pools close once nothing is in flight on them, or at the drain deadline.
-    for (const u of previous.values()) void retire(u, next.shutdown.drain_timeout);
-    void Promise.all(draining).catch(() => {});
+    for (const u of previous.values()) {
+      this.#retiringUpstreams.add(u);
+      void retire(u, next.shutdown.drain_timeout).finally(() => this.#retiringUpstreams.delete(u));
+    }
   }
 
   /** The bound port of a listener (useful when the config says port 0). */
@@ -248,9 +256,13 @@ export class Ballast {
   /** Stop accepting, finish in-flight requests until `drainMs`, then release every socket. Idempotent. */
   stop(drainMs = this.config.shutdown.drain_timeout): Promise<void> {
     this.#stopping ??= (async () => {
+      // A reload in progress finishes (or gives up) first, so no listener it binds outlives the stop.
+      await this.#reloading;
       this.health.stop();
-      await Promise.all([...this.httpListeners, ...this.tcpListeners].map((l) => (l.server.listening ? l.close(drainMs) : undefined)));
-      await Promise.all([...this.upstreams.values()].map((u) => u.destroy()));
+      // Listeners and pools a reload retired are still draining on their own deadline: they end with this one.
+      const listeners = [...this.httpListeners, ...this.tcpListeners, ...this.#retiring];
+      await Promise.all(listeners.map((l) => l.close(drainMs).catch(() => {})));
+      await Promise.all([...this.upstreams.values(), ...this.#retiringUpstreams].map((u) => u.destroy()));
       if (this.admin?.server.listening) await this.admin.close();
       this.log.flush();
     })();

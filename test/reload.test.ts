@@ -81,6 +81,41 @@ describe('reload', () => {
     expect(a!.received).toHaveLength(2);
   });
 
+  it('a reload that removes health_check frees a server its checks had marked down', async () => {
+    const [a] = await origins(1);
+    a!.healthy = false;
+    const checked = yaml([a!]) + '    health_check: { interval: 50ms, timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1, initial_state: healthy }\n';
+    const ballast = await startBallast(checked);
+    onCleanup(() => ballast.stop());
+    const host = () => ballast.ballast.upstreams.get('pool')!.hosts[0]!;
+    await waitFor(() => host().state(performance.now()) === 'unhealthy');
+    expect((await get(ballast.url('/'))).status).toBe(503);
+    await ballast.ballast.reload(config(yaml([a!])));
+    expect(host().state(performance.now())).toBe('healthy');
+    expect((await get(ballast.url('/'))).status).toBe(200);
+  });
+
+  it('a server added to a second upstream by a reload follows the checks it already has', async () => {
+    const [a] = await origins(1);
+    const two = (extra: string) => `
+admin: { listen: 127.0.0.1:0 }
+logging: { level: silent }
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+${extra ? '      - { match: { path_prefix: /two }, upstream: two }\n' : ''}      - { upstream: one }
+upstreams:
+  - { name: one, servers: [{ address: ${a!.address} }], health_check: { interval: 50ms, timeout: 500ms, healthy_threshold: 1 } }
+${extra}`;
+    const ballast = await startBallast(two(''));
+    onCleanup(() => ballast.stop());
+    expect((await get(ballast.url('/'))).status).toBe(200);
+    await ballast.ballast.reload(config(two(`  - { name: two, servers: [{ address: ${a!.address} }], health_check: { interval: 50ms, timeout: 500ms, healthy_threshold: 1 } }`)));
+    await waitFor(async () => (await get(ballast.url('/two'))).status === 200, { timeoutMs: 3000 });
+    expect((await get(ballast.url('/'))).status).toBe(200);
+  });
+
   it('refuses a reload whose new listener cannot bind, and changes nothing', async () => {
     const [a, b] = await origins(2);
     const ballast = await startBallast(yaml([a!]));

@@ -284,6 +284,8 @@ export class ClusterPrimary {
         this.#pending.delete(id);
         resolve(undefined);
       }, timeoutMs);
+      // A question still open must not keep a stopping primary alive.
+      timer.unref();
       this.#pending.set(id, { worker, resolve, timer });
       void send(worker, query(id)).then((sent) => {
         if (sent || !this.#pending.has(id)) return;

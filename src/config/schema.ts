@@ -104,9 +104,9 @@ const server = z.strictObject({
 
 const healthCheck = z.strictObject({
   type: z.enum(['http', 'tcp']).default('http'),
-  path: z.string().startsWith('/').default('/healthz'),
+  path: z.string().regex(/^\/[^\s]*$/, 'expected a path starting with / and without spaces').default('/healthz'),
   method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
-  host: z.string().optional(),
+  host: z.string().regex(/^[^\s,]+$/, 'expected a host name').optional(),
   interval: duration.default(5000),
   /** Probe interval while a server is unhealthy, so recovery is noticed sooner (HAProxy `downinter`); default interval / 2. */
   unhealthy_interval: duration.optional(),

@@ -120,14 +120,17 @@ export class ActiveChecker {
     const controller = new AbortController();
     target.controller = controller;
     const startedAt = clock();
-    const result = await target.probe(target.endpoint, controller.signal);
-    target.controller = undefined;
-    if (this.#stopped) return;
     try {
+      const result = await target.probe(target.endpoint, controller.signal);
+      target.controller = undefined;
+      if (this.#stopped) return;
       this.#record(target, result, startedAt);
     } catch (err) {
       events.error(err);
     }
+    // Whatever happened to this probe, the next one is scheduled: a loop that stops silently is a server frozen in
+    // whatever state it was in.
+    if (this.#stopped) return;
     const delay = jittered(probeInterval(target.config, target.history.healthy), target.config.jitter, this.#deps.random);
     target.timer = setTimeout(() => {
       this.#run(target).catch((err: unknown) => events.error(err));
@@ -143,11 +146,11 @@ export class ActiveChecker {
     });
     target.history = history;
     const events = this.#deps.events;
-    if (flipped) {
-      const now = this.#deps.clock();
-      for (const m of target.members) m.host.setActiveCheckFailed(!history.healthy, now);
-      events.flipped(target.members, history.healthy, result, before.probed ? before.streak + 1 : 1);
-    }
+    const now = this.#deps.clock();
+    // Every copy follows the verdict, not only on a flip: a server listed in two upstreams shares this loop, and a
+    // copy that started elsewhere (a new upstream after a reload) must not wait for a flip that never comes.
+    for (const m of target.members) if (m.host.activeCheckFailed === history.healthy) m.host.setActiveCheckFailed(!history.healthy, now);
+    if (flipped) events.flipped(target.members, history.healthy, result, before.probed ? before.streak + 1 : 1);
     for (const m of target.members) events.probed(m, result, startedAt);
   }
 }

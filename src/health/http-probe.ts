@@ -14,14 +14,21 @@ export function httpProbe(target: ProbeTarget, config: HealthCheckConfig, signal
       return;
     }
     let done = false;
-    const req = request({
-      host: target.host,
-      port: target.port,
-      method: config.method,
-      path: config.path,
-      agent: false,
-      headers: { host: config.host ?? target.address, 'user-agent': 'ballast-health-check', connection: 'close' },
-    });
+    let req: ReturnType<typeof request>;
+    try {
+      req = request({
+        host: target.host,
+        port: target.port,
+        method: config.method,
+        path: config.path,
+        agent: false,
+        headers: { host: config.host ?? target.address, 'user-agent': 'ballast-health-check', connection: 'close' },
+      });
+    } catch (err) {
+      // node:http refuses some values synchronously (a path with spaces, a bad header): a failed probe, not a crash.
+      resolve(failureOf(err as Error));
+      return;
+    }
     const finish = (result: ProbeResult): void => {
       if (done) return;
       done = true;

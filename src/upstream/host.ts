@@ -44,6 +44,8 @@ export class Host implements BalancedHost {
   availableSince: number;
   readonly #slowStartMs: number;
   readonly #clock: Clock;
+  /** The upstream has active health checks. */
+  readonly #checked: boolean;
 
   constructor(server: ServerConfig, upstream: UpstreamConfig, clock: Clock) {
     this.host = server.address.host;
@@ -52,6 +54,7 @@ export class Host implements BalancedHost {
     this.weight = server.weight;
     this.backup = server.backup;
     this.#clock = clock;
+    this.#checked = upstream.health_check !== undefined;
     this.#slowStartMs = upstream.slow_start;
     this.activeCheckFailed = upstream.health_check !== undefined && upstream.health_check.initial_state === 'unhealthy';
     // A new server slow-starts too (HAProxy does not, which is one of the pains design.md lists).
@@ -132,7 +135,8 @@ export class Host implements BalancedHost {
    * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start.
    */
   inheritState(previous: Host): void {
-    this.activeCheckFailed = previous.activeCheckFailed;
+    // Without a health check in the new config nothing could ever clear a failed-check flag.
+    this.activeCheckFailed = this.#checked && previous.activeCheckFailed;
     this.ejectedUntil = previous.ejectedUntil;
     this.draining = previous.draining;
     this.disabled = previous.disabled;

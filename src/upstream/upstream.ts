@@ -84,7 +84,8 @@ export class Upstream {
         if (h.isAvailable(now)) available++;
       }
     }
-    const panic = inPanic(available, eligible, threshold);
+    // Healthy backups are the better place for the traffic than dead primaries: no panic while one is available.
+    const panic = inPanic(available, eligible, threshold) && !this.backups.some((b) => b.isAvailable(now));
     if (panic !== this.#panic) {
       this.#panic = panic;
       for (const listener of this.#panicListeners) listener({ panic, available, eligible });

@@ -95,6 +95,8 @@ describe('Upstream.pick', () => {
     const [p1, p2, p3, p4, backup] = u.hosts as [Host, Host, Host, Host, Host];
     const changes: boolean[] = [];
     u.onPanicChange((c) => changes.push(c.panic));
+    // The backup is down too: an available backup would take the traffic instead of a panic (next test).
+    backup.setActiveCheckFailed(true, clock.now);
     p1.setActiveCheckFailed(true, clock.now);
     p2.eject(clock.now + 10_000, clock.now);
     expect(u.panicking(clock.now)).toBe(false); // 2 of 4 is not below 50%
@@ -112,6 +114,15 @@ describe('Upstream.pick', () => {
     expect(u.panicking(clock.now)).toBe(false);
     expect(counts(() => u.pick(undefined, undefined), 10)).toEqual(new Map([[p4.address, 10]]));
     expect(changes).toEqual([true, false]);
+  });
+
+  it('does not panic while a backup is available: dead primaries get no traffic', () => {
+    const clock = manualClock();
+    const u = upstream('    panic_threshold: 50%', { n: 5, backups: 1, clock });
+    const [p1, p2, p3, p4] = u.hosts as [Host, Host, Host, Host, Host];
+    for (const p of [p1, p2, p3]) p.setActiveCheckFailed(true, clock.now);
+    expect(u.panicking(clock.now)).toBe(false);
+    expect(counts(() => u.pick(undefined, undefined), 20)).toEqual(new Map([[p4.address, 20]]));
   });
 
   it('avoids hosts already tried while another is usable, and reuses them only when none is', () => {
