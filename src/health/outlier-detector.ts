@@ -184,6 +184,12 @@ export class OutlierDetector {
     m.ejections = Math.min(Math.max(m.ejections, count), maxEjectionCount(this.#times));
     const until = now + durationMs;
     if (host.ejectedUntil >= until) return false;
+    // max_ejection_percent holds here too: ejections relayed from several workers must not add up past it.
+    if (host.ejectedUntil <= now) {
+      let ejected = 0;
+      for (const h of this.#hosts) if (h.ejectedUntil > now) ejected++;
+      if (!mayEject(ejected, this.#hosts.length, this.#config.max_ejection_percent)) return false;
+    }
     m.ejectedAt = now;
     m.capped = false;
     // The end of an ejection adopted from elsewhere is reported where it was decided; a timer of ours would only

@@ -41,6 +41,22 @@ afterEach(async () => {
 });
 
 describe('HealthService sharing', () => {
+  it('an ejection relayed from another worker respects max_ejection_percent here too', () => {
+    const clock = manualClock(1_000);
+    const u = upstream('    outlier_detection: { consecutive_gateway_failures: 2, consecutive_failures: 0, base_ejection_time: 1s, max_ejection_percent: 50% }', { n: 2, clock });
+    const events: HealthEvent[] = [];
+    const health = new HealthService([u], { clock, random: () => 0, log: silent, metrics: new Metrics({ processMetrics: false }), activeChecks: false, onEvent: (e) => events.push(e) });
+    health.start();
+    stops.push(() => health.stop());
+    const [a, b] = u.hosts as [Upstream['hosts'][number], Upstream['hosts'][number]];
+    // This worker ejects A itself; a relayed ejection of B would make it 2 of 2, over 50%.
+    u.observe(a, CONNECT_FAILURE);
+    u.observe(a, CONNECT_FAILURE);
+    expect(a.state(clock.now)).toBe('ejected');
+    expect(health.apply({ kind: 'ejected', upstream: 'pool', server: b.address, forMs: 1000, count: 1, reason: 'consecutive_local_origin_failures' })).toBe(false);
+    expect(b.state(clock.now)).toBe('healthy');
+  });
+
   it('reports a local ejection as an event; applying it elsewhere ejects for the same duration without reporting again', () => {
     const eventsA: HealthEvent[] = [];
     const eventsB: HealthEvent[] = [];
