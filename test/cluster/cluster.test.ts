@@ -7,23 +7,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { writeFileSync } from 'node:fs';
-import { startOrigin, type Origin } from '../helpers/origin.js';
+import type { Origin } from '../helpers/origin.js';
+import { namedOrigins, onCleanup } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
 import { accessLines, exitCode, freePorts, getFresh, getJson, getMany, killAll, metricSamples, metricSum, originOf, startCluster, type StatusDoc } from './harness.js';
 
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  killAll();
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-async function origins(...names: string[]): Promise<Origin[]> {
-  const list = await Promise.all(names.map((n) => startOrigin(n)));
-  cleanup.push(async () => {
-    await Promise.all(list.map((o) => o.close()));
-  });
-  return list;
-}
+// Cluster processes go first; the fixtures' cleanup (origins, servers) runs after.
+afterEach(() => killAll());
 
 async function echoServer(): Promise<string> {
   const server: Server = createServer((s) => {
@@ -33,7 +23,7 @@ async function echoServer(): Promise<string> {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+  onCleanup(() => new Promise<void>((r) => server.close(() => r())));
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -51,7 +41,7 @@ const workersOf = (lines: Record<string, unknown>[]) => new Set(lines.map((l) =>
 
 describe('workers: 2', () => {
   it('serves through both workers; /metrics counts every request once across them; tcp works too', async () => {
-    const [a, b, c] = await origins('o1', 'o2', 'o3');
+    const [a, b, c] = await namedOrigins('o1', 'o2', 'o3');
     const echo = await echoServer();
     const [tcpPort] = (await freePorts(1)) as [number];
     const cluster = await startCluster((port, adminPort) => `
@@ -93,7 +83,7 @@ upstreams:
   });
 
   it('on SIGTERM, every worker finishes its request in flight, then all exit and the primary exits 0', async () => {
-    const [slow] = await origins('slow');
+    const [slow] = await namedOrigins('slow');
     slow!.handler = (_req, res) => setTimeout(() => res.end(JSON.stringify({ origin: 'slow' })), 600);
     const cluster = await startCluster((port, adminPort) => `
 admin: { listen: 127.0.0.1:${adminPort} }
@@ -119,7 +109,7 @@ upstreams:
   });
 
   it('SIGHUP with an invalid file keeps every worker serving; a fixed file reloads them all', async () => {
-    const [a, b] = await origins('o1', 'o2');
+    const [a, b] = await namedOrigins('o1', 'o2');
     const text = (port: number, adminPort: number, server: Origin, balance = 'round-robin') => `
 admin: { listen: 127.0.0.1:${adminPort} }
 logging: { level: info, access_log: true }

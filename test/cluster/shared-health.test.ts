@@ -6,23 +6,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from 'undici';
-import { startOrigin, type Origin } from '../helpers/origin.js';
+import type { Origin } from '../helpers/origin.js';
+import { namedOrigins, onCleanup } from '../helpers/fixtures.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { accessLines, getFresh, getJson, getMany, killAll, metricSum, originOf, serverState, startCluster, type StatusDoc } from './harness.js';
 
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  killAll();
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-async function origins(...names: string[]): Promise<Origin[]> {
-  const list = await Promise.all(names.map((n) => startOrigin(n)));
-  cleanup.push(async () => {
-    await Promise.all(list.map((o) => o.close()));
-  });
-  return list;
-}
+// Cluster processes go first; the fixtures' cleanup (origins, servers) runs after.
+afterEach(() => killAll());
 
 /** Counts the probes an origin receives (the origin helper answers /healthz without recording it). */
 function probeCounter(origin: Origin): { count: number } {
@@ -56,7 +46,7 @@ const healthCheck = `    health_check: { interval: ${INTERVAL_MS}ms, unhealthy_i
 
 describe('shared health, workers: 2', () => {
   it('probes each server once per interval (in the primary) and every worker follows a failing /healthz', async () => {
-    const [a, b] = await origins('o1', 'o2');
+    const [a, b] = await namedOrigins('o1', 'o2');
     const probesA = probeCounter(a!);
     const probesB = probeCounter(b!);
     const cluster = await startCluster((port, adminPort) => pool(port, adminPort, [a!, b!], healthCheck));
@@ -97,7 +87,7 @@ describe('shared health, workers: 2', () => {
   });
 
   it('an ejection decided by one worker is applied by the other and shown in /status', async () => {
-    const [a, b] = await origins('o1', 'o2');
+    const [a, b] = await namedOrigins('o1', 'o2');
     b!.mode = { status: 500 };
     const cluster = await startCluster((port, adminPort) => pool(port, adminPort, [a!, b!], `
     outlier_detection: { consecutive_failures: 2, base_ejection_time: 30s }
@@ -105,7 +95,7 @@ describe('shared health, workers: 2', () => {
 
     // One keep-alive connection: one worker sees both failures and ejects o2; the other has seen nothing.
     const client = new Client(cluster.url('/'), { pipelining: 1 });
-    cleanup.push(() => client.close());
+    onCleanup(() => client.close());
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await client.request({ path: '/before', method: 'GET' });
@@ -132,7 +122,7 @@ describe('shared health, workers: 2', () => {
   });
 
   it('admin disable on the primary reaches every worker; /status counts requests in flight in both workers', async () => {
-    const [slow, fast] = await origins('slow', 'fast');
+    const [slow, fast] = await namedOrigins('slow', 'fast');
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     slow!.handler = (_req, res) => void held.then(() => res.end(JSON.stringify({ origin: 'slow' })));
@@ -163,7 +153,7 @@ describe('shared health, workers: 2', () => {
   });
 
   it('a worker that dies is forked again and starts from the primary’s health', async () => {
-    const [a, b] = await origins('o1', 'o2');
+    const [a, b] = await namedOrigins('o1', 'o2');
     const cluster = await startCluster((port, adminPort) => pool(port, adminPort, [a!, b!], healthCheck));
     b!.healthy = false;
     await waitFor(async () => (await serverState(cluster, b!.address)) === 'unhealthy', { what: 'o2 unhealthy' });

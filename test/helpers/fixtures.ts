@@ -17,8 +17,13 @@ export function onCleanup(fn: () => Promise<void> | void): void {
 }
 
 /** `n` origins named o1…on on ephemeral ports. */
-export async function origins(n: number): Promise<Origin[]> {
-  const list = await Promise.all(Array.from({ length: n }, (_, i) => startOrigin(`o${i + 1}`)));
+export function origins(n: number): Promise<Origin[]> {
+  return namedOrigins(...Array.from({ length: n }, (_, i) => `o${i + 1}`));
+}
+
+/** One origin per name, on ephemeral ports. */
+export async function namedOrigins(...names: string[]): Promise<Origin[]> {
+  const list = await Promise.all(names.map((name) => startOrigin(name)));
   onCleanup(async () => {
     await Promise.all(list.map((o) => o.close()));
   });
