@@ -54,7 +54,11 @@ export function runWorker(): void {
         log,
         admin: false,
         activeChecks: false,
-        prepare: (h) => h.applySnapshot(snapshot),
+        // Health news that arrived while starting is applied before the listeners bind, not after.
+        prepare: (h) => {
+          h.applySnapshot(snapshot);
+          for (const event of early.splice(0)) h.apply(event);
+        },
         onHealthEvent: (event) => tell({ type: 'health', event }),
       });
     } catch (err) {
