@@ -93,9 +93,9 @@ async function spawnOrigin(name: string): Promise<{ child: ChildProcess; address
 describe('chaos', () => {
   it('origin killed with SIGKILL under load: zero failed client requests', async () => {
     const procs = await Promise.all(['a', 'b', 'c'].map((n) => spawnOrigin(n)));
-    // When one of three servers dies, a third of the requests in flight fail at the same instant: the retry budget
-    // must cover that share (the default 20% with a floor of 10 covers 30 clients only at the floor's edge).
-    const b = await ballast(simpleConfig(procs.map((p) => p.address), '    retry: { attempts: 3, per_try_timeout: 1s, budget: 50% }').replace('access_log: true', 'access_log: false'));
+    // Default retry policy and budget: a third of the requests in flight fail at the same instant, and the jittered
+    // backoff spreads their retries so the budget (counted when retries are sent) covers them.
+    const b = await ballast(simpleConfig(procs.map((p) => p.address), '    retry: { attempts: 3, per_try_timeout: 1s }').replace('access_log: true', 'access_log: false'));
     const agent = client();
     const heap = heapNow();
     const killer = setTimeout(() => procs[1]!.child.kill('SIGKILL'), 800);
@@ -435,6 +435,23 @@ upstreams:
     expect(status).toBe(200);
     expect(o!.received[0]!.bodyBytes).toBe(4);
     expect(b.ballast.upstreams.get('pool')!.hosts[0]!.state(performance.now())).toBe('healthy');
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('max_retries caps retries in flight, however many failures arrive together', async () => {
+    const [reset, slow] = await origins(2);
+    reset!.mode = 'reset';
+    slow!.handler = (_req, res) => setTimeout(() => res.end('ok'), 300);
+    const b = await ballast(simpleConfig([reset!.address, slow!.address], '    balance: round-robin\n    limits: { max_retries: 1 }'));
+    const agent = client();
+    const heap = heapNow();
+    const results = await Promise.all(Array.from({ length: 8 }, () => send(agent, b.url('/'))));
+    // Four went to the resetting origin first; of their four retries, one was in flight at a time: the others
+    // found the cap taken when their backoff ended.
+    const retriedAtSlow = slow!.received.length - 4;
+    expect(retriedAtSlow).toBe(1);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(5);
+    expect(results.filter((r) => r.status === 503)).toHaveLength(3);
     await expectBaseline(b, agent, heap);
   });
 });

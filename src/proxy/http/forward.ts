@@ -148,8 +148,8 @@ class Exchange {
   #clientGone = false;
   /** The one free retry for a keep-alive race has been used. */
   #raceRetried = false;
-  /** A retry admitted by the budget and not yet started (backoff): it counts as a retry in flight. */
-  #retryHeld = false;
+  /** The reason of a retry waiting out its backoff. */
+  #pendingRetry: string | undefined;
   bytesSent = 0;
 
   constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, res: ServerResponse) {
@@ -224,7 +224,7 @@ class Exchange {
     return body === null || Buffer.isBuffer(body) || !body.readableDidRead;
   }
 
-  #attempt(): void {
+  #attempt(isRetry = false): void {
     if (this.#finished) return;
     const upstream = this.#route.upstream;
     const sticky = this.#route.sticky;
@@ -236,9 +236,8 @@ class Exchange {
     this.#tried.push(host);
     host.inflight++;
     if (this.#deadline === 0) this.#deadline = performance.now() + upstream.config.timeouts.request;
-    // A retry was counted against the budget when it was admitted; the attempt now holds that count.
-    const attempt = new Attempt(this, host, this.#retryHeld);
-    this.#retryHeld = false;
+    const attempt = new Attempt(this, host, isRetry);
+    if (isRetry) this.#route.breaker.retries++;
     this.#route.breaker.pending++;
     this.#current = attempt;
     this.#records.push({ server: host.address, outcome: 'pending' });
@@ -371,21 +370,36 @@ class Exchange {
 
   #retry(reason: string, retryAfterMs: number | undefined): void {
     const upstream = this.#route.upstream;
-    // Counted now, not when the backoff ends: the budget and max_retries must see retries waiting to start.
-    this.#route.breaker.retries++;
-    this.#retryHeld = true;
     this.#records[this.#records.length - 1]!.retryReason = reason;
     this.#forwarder.deps.metrics.retries.inc({ upstream: upstream.name, reason });
+    this.#pendingRetry = reason;
     const backoff = this.#route.policy.backoffMs(this.#records.length - 1, this.#forwarder.deps.random);
     const delay = Math.max(backoff, retryAfterMs ?? 0);
     if (delay <= 0) {
-      this.#attempt();
+      this.#startRetry();
       return;
     }
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      this.#attempt();
+      this.#startRetry();
     }, delay);
+  }
+
+  /**
+   * The budget is checked again when the backoff ends: retries admitted together must not all start past it
+   * (max_retries: 1 must mean one retry in flight). The jittered backoff spreads a burst of failures, so retries
+   * count from when they are sent. Refused connects and the keep-alive race are exempt, as at admission.
+   */
+  #startRetry(): void {
+    const reason = this.#pendingRetry;
+    this.#pendingRetry = undefined;
+    const policy = this.#route.policy;
+    if (reason !== 'connect-failure' && reason !== 'keepalive-race' && !this.#route.breaker.admitRetry(policy.budgetShare, policy.minRetries)) {
+      this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: this.#route.upstream.name, reason: 'budget' });
+      this.#overflow('max_retries');
+      return;
+    }
+    this.#attempt(true);
   }
 
   /** Release the server an attempt leased and report what it did. */
@@ -438,10 +452,6 @@ class Exchange {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    if (this.#retryHeld) {
-      this.#route.breaker.retries--;
-      this.#retryHeld = false;
-    }
     const upstream = this.#route.upstream;
     if (this.#leasedUpstream) upstream.active--;
     const seconds = (performance.now() - this.#startedAt) / 1000;
