@@ -442,16 +442,24 @@ upstreams:
     const [reset, slow] = await origins(2);
     reset!.mode = 'reset';
     slow!.handler = (_req, res) => setTimeout(() => res.end('ok'), 300);
-    const b = await ballast(simpleConfig([reset!.address, slow!.address], '    balance: round-robin\n    limits: { max_retries: 1 }'));
+    const b = await ballast(simpleConfig([reset!.address, slow!.address], '    balance: consistent-hash\n    hash_key: header:x-key\n    limits: { max_retries: 1 }'));
+    // A key whose first choice is the resetting origin: every first try fails there, every retry goes to the other.
+    const upstream = b.ballast.upstreams.get('pool')!;
+    const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => upstream.pick(k, undefined)!.address === reset!.address)!;
     const agent = client();
     const heap = heapNow();
-    const results = await Promise.all(Array.from({ length: 8 }, () => send(agent, b.url('/'))));
-    // Four went to the resetting origin first; of their four retries, one was in flight at a time: the others
-    // found the cap taken when their backoff ended.
-    const retriedAtSlow = slow!.received.length - 4;
-    expect(retriedAtSlow).toBe(1);
-    expect(results.filter((r) => r.status === 200)).toHaveLength(5);
-    expect(results.filter((r) => r.status === 503)).toHaveLength(3);
+    const results = await Promise.all(Array.from({ length: 8 }, () => request(b.url('/'), { dispatcher: agent, headers: { 'x-key': key } }).then(async (r) => {
+      await r.body.text();
+      return r.statusCode;
+    })));
+    // Eight failures at once; the first retry holds the only slot for 300 ms, so the others find it taken.
+    expect(reset!.received).toHaveLength(8);
+    expect(slow!.received).toHaveLength(1);
+    expect(results.filter((s) => s === 200)).toHaveLength(1);
+    // Refused at admission: the reset is answered (502); refused when the backoff ended: 503 max_retries.
+    expect(results.filter((s) => s === 502 || s === 503)).toHaveLength(7);
+    const skipped = (await b.ballast.metrics.retriesSkipped.get()).values.find((v) => v.labels.reason === 'budget');
+    expect(skipped?.value).toBe(7);
     await expectBaseline(b, agent, heap);
   });
 });
