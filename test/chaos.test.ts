@@ -462,4 +462,34 @@ upstreams:
     expect(skipped?.value).toBe(7);
     await expectBaseline(b, agent, heap);
   });
+
+  it('a retry that gets a retryable status does not count itself against max_retries', async () => {
+    const os = await origins(3);
+    for (const o of os) o.mode = { status: 503 };
+    const b = await ballast(simpleConfig(os.map((o) => o.address), '    retry: { attempts: 3, backoff: { base: 1ms, max: 2ms } }\n    limits: { max_retries: 1 }'));
+    const agent = client();
+    const heap = heapNow();
+    const r = await send(agent, b.url('/'));
+    expect(r.status).toBe(503);
+    // Three tries, one at a time: each retry was alone in flight.
+    expect(os.reduce((n, o) => n + o.received.length, 0)).toBe(3);
+    expect((await b.ballast.metrics.retriesSkipped.get()).values.filter((v) => v.value > 0)).toEqual([]);
+    await expectBaseline(b, agent, heap);
+  });
+
+  it('timeouts.request bounds the time queued for a busy server even when it is long', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => setTimeout(() => res.end('slow'), 7000);
+    const b = await ballast(simpleConfig([o!.address], '    retry: { attempts: 1 }\n    timeouts: { request: 5500ms }\n    limits: { max_connections: 1 }'));
+    const agent = client();
+    const heap = heapNow();
+    const first = send(agent, b.url('/a'));
+    await waitFor(() => o!.received.length === 1);
+    const queued = await send(agent, b.url('/b'));
+    expect(queued.status).toBe(504);
+    expect(queued.ms).toBeGreaterThan(5000);
+    expect(queued.ms).toBeLessThan(6900);
+    expect((await first).status).toBe(504);
+    await expectBaseline(b, agent, heap);
+  }, 20_000);
 });

@@ -35,11 +35,13 @@ export class CircuitBreaker {
    * Whether one more retry may start: under the fixed `max_retries` cap when one is set, else within the budget —
    * a share of the requests in flight, with a floor so a quiet pool can still retry (Envoy `retry_budget`).
    */
-  admitRetry(budgetShare: number, minRetries: number): boolean {
+  admitRetry(budgetShare: number, minRetries: number, own = 0): boolean {
     const u = this.#upstream;
+    // `own`: the asking request's own retry still in flight (a retry whose answer is being judged) is not a rival.
+    const retries = this.retries - own;
     const cap = u.config.limits.max_retries;
-    if (cap !== undefined) return this.retries < cap;
-    return this.retries < Math.max(minRetries, Math.floor(budgetShare * u.active));
+    if (cap !== undefined) return retries < cap;
+    return retries < Math.max(minRetries, Math.floor(budgetShare * u.active));
   }
 }
 

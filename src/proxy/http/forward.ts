@@ -62,9 +62,6 @@ function attemptCell(metrics: Metrics, upstream: string, host: Host, outcome: st
   return cell;
 }
 
-/** Below this, a per-try or request timeout gets a native timer (undici's headers timer has ~1 s resolution). */
-const PRECISE_TIMEOUT_BELOW_MS = 5000;
-
 function onAttemptTimeout(attempt: Attempt): void {
   attempt.timedOut();
 }
@@ -244,8 +241,9 @@ class Exchange {
     const remaining = Math.max(1, this.#deadline - performance.now());
     const perTry = this.#route.policy.perTryTimeoutMs;
     const headersTimeout = perTry === undefined ? remaining : Math.min(perTry, remaining);
-    // undici's own headers timer ticks once a second; short timeouts need a precise timer of their own.
-    if (headersTimeout < PRECISE_TIMEOUT_BELOW_MS) attempt.armTimeout(headersTimeout);
+    // Our own timer, always: undici's headers timer ticks once a second, and starts only once the request is on a
+    // socket, so it would not bound the time spent queued for a busy server's connection.
+    attempt.armTimeout(headersTimeout);
     const req = this.req;
     const opts: Dispatcher.DispatchOptions = {
       path: req.url ?? '/',
@@ -269,7 +267,7 @@ class Exchange {
       const outcome: Outcome = { kind: 'response', status, latencyMs: performance.now() - attempt.startedAt };
       // RFC 9110 §10.2.3: a 503 or 429 may say when to come back; wait that long if the deadline allows.
       const retryAfterMs = status === 503 || status === 429 ? retryAfterMillis(rawHeaders) : undefined;
-      const reason = this.#retryReason(outcome, true, retryAfterMs);
+      const reason = this.#retryReason(outcome, true, retryAfterMs, attempt.isRetry ? 1 : 0);
       if (reason !== undefined) {
         // Drop this response (its connection too: the body is not worth reading) and try another server.
         attempt.discard();
@@ -320,7 +318,7 @@ class Exchange {
       return;
     }
     if (outcome !== undefined && this.#records.length < this.#route.policy.attempts) {
-      const reason = this.#retryReason(outcome, attempt.reachedUpstream, undefined);
+      const reason = this.#retryReason(outcome, attempt.reachedUpstream, undefined, 0);
       if (reason !== undefined) {
         this.#retry(reason, undefined);
         return;
@@ -343,7 +341,7 @@ class Exchange {
   }
 
   /** The retry reason when the policy covers this outcome and the safety rules allow sending the request again. */
-  #retryReason(outcome: Outcome, reachedUpstream: boolean, retryAfterMs: number | undefined): string | undefined {
+  #retryReason(outcome: Outcome, reachedUpstream: boolean, retryAfterMs: number | undefined, own: number): string | undefined {
     const policy = this.#route.policy;
     const reason = policy.reasonFor(outcome);
     if (reason === undefined) return undefined;
@@ -360,7 +358,7 @@ class Exchange {
       return undefined;
     }
     // A refused connection reached nothing and costs the pool nothing, so it does not draw from the budget.
-    if (outcome.kind !== 'connect-failure' && !this.#route.breaker.admitRetry(policy.budgetShare, policy.minRetries)) {
+    if (outcome.kind !== 'connect-failure' && !this.#route.breaker.admitRetry(policy.budgetShare, policy.minRetries, own)) {
       this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: 'budget' });
       this.#forwarder.deps.metrics.overflows.inc({ upstream: upstream.name, limit: 'max_retries' });
       return undefined;
