@@ -179,4 +179,37 @@ upstreams:
     await once(third, 'close');
     expect(b.logs.filter((l) => l.kind === 'access' && l.upgrade === 'websocket').map((l) => l.status)).toContain(101);
   });
+
+  it('an upgrade queued behind a busy connection gives up at its per-try timeout', async () => {
+    const origin = await echoOrigin();
+    origin.server.removeAllListeners('request');
+    origin.server.on('request', (_req, res) => setTimeout(() => res.end('slow'), 1500));
+    const b = await startBallast(`
+admin: { listen: 127.0.0.1:0 }
+logging: { level: silent }
+listeners:
+  - name: web
+    listen: 127.0.0.1:0
+    routes:
+      - { match: { path_prefix: /slow }, upstream: pool }
+      - { upstream: pool, retry: { per_try_timeout: 300ms } }
+upstreams:
+  - { name: pool, servers: [{ address: ${origin.address} }], limits: { max_connections: 1 } }
+`);
+    cleanup.push(() => b.stop());
+    const slow = fetch(b.url('/slow')).then((r) => r.text(), () => '');
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
+    expect(res.statusCode).toBe(504);
+    expect(Date.now() - started).toBeLessThan(1200);
+    res.resume();
+    await slow;
+    const upstream = b.ballast.upstreams.get('pool')!;
+    const until = Date.now() + 3000;
+    while ((upstream.active !== 0 || upstream.hosts[0]!.inflight !== 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(upstream.hosts[0]!.inflight).toBe(0);
+    expect(upstream.active).toBe(0);
+  });
 });

@@ -55,6 +55,10 @@ class Tunnel implements Dispatcher.DispatchHandler {
   #leased = false;
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
+  /** Timer bounding the wait for the origin's answer, queue time included (undici's starts on the socket). */
+  #timer: NodeJS.Timeout | undefined;
+  /** Given up while still queued in undici: later callbacks only clean up. */
+  #abandoned = false;
   #status = 0;
   #hashKey: string | undefined;
   #sticky: Host | undefined;
@@ -107,30 +111,57 @@ class Tunnel implements Dispatcher.DispatchHandler {
     this.#leased = true;
     this.#reachedUpstream = false;
     this.#startedAt = performance.now();
+    const timeout = this.#route.policy.perTryTimeoutMs ?? this.#route.upstream.config.timeouts.request;
+    this.#abort = undefined;
+    this.#timer = setTimeout(this.#onTimeout, timeout);
+    this.#timer.unref();
     try {
-      host.pool.dispatch({
-        path: this.#req.url ?? '/',
-        method: 'GET',
-        headers: this.#headers,
-        upgrade: 'websocket',
-        headersTimeout: this.#route.policy.perTryTimeoutMs ?? this.#route.upstream.config.timeouts.request,
-      }, this);
+      host.pool.dispatch({ path: this.#req.url ?? '/', method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout: timeout }, this);
     } catch (err) {
       this.onError(err as Error);
     }
   }
 
-  readonly #onClientClose = (): void => {
-    this.#abort?.(new Error('client closed'));
+  readonly #onTimeout = (): void => {
+    this.#timer = undefined;
+    const err = Object.assign(new Error('upstream did not answer the upgrade in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    if (this.#abort !== undefined) this.#abort(err);
+    else this.#abandon(FAILURES.timeout);
   };
+
+  readonly #onClientClose = (): void => {
+    if (this.#abort !== undefined) this.#abort(new Error('client closed'));
+    else if (this.#host !== undefined && !this.#finished) this.#abandon(undefined);
+  };
+
+  /** Still queued for a connection: nothing was sent, so stop waiting now; onConnect aborts the request later. */
+  #abandon(failure: Failure | undefined): void {
+    if (this.#abandoned) return;
+    this.#abandoned = true;
+    this.#clearTimer();
+    this.#release();
+    if (failure === undefined) this.#done(499);
+    else this.#end(failure);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
+    if (this.#abandoned || this.#client.destroyed) {
+      abort(new Error('upgrade no longer wanted'));
+      return;
+    }
     this.#reachedUpstream = true;
-    if (this.#client.destroyed) abort(new Error('client closed'));
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex): void {
+    this.#clearTimer();
     this.#status = statusCode;
     this.#report({ kind: 'response', status: statusCode, latencyMs: performance.now() - this.#startedAt });
     upstream.on('error', noop);
@@ -162,6 +193,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true;
+    this.#clearTimer();
     this.#resume = resume;
     // Not 101: relay it as an ordinary response, then close; the client must not treat the socket as upgraded.
     this.#status = statusCode;
@@ -188,6 +220,8 @@ class Tunnel implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    this.#clearTimer();
+    if (this.#abandoned) return;
     this.#release();
     if (this.#client.destroyed) {
       this.#done(499);
