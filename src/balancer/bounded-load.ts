@@ -9,6 +9,7 @@
  */
 
 import type { BalancedHost } from './types.js';
+import { configuredWeightOf } from './weights.js';
 
 /** Shields the ceiling from rounding: (1.5 × 2 × 1) / 3 must be 1, not 1.0000000000000002 rounded up to 2. */
 const EPSILON = 1e-9;
@@ -43,11 +44,14 @@ export function totalInflight(hosts: readonly BalancedHost[]): number {
   return total;
 }
 
-/** Reads `options.balanceFactor`: undefined (bounded loads off), or a finite number >= 1. */
-export function balanceFactorOption(value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value < 1) {
-    throw new RangeError(`balanceFactor must be a number >= 1 (1.25 allows 25% above the average), got ${value}`);
+/**
+ * The bound for a hashing walk over `ranked` (configured weights, so keys do not move during slow start), from
+ * `options.balanceFactor`: undefined turns bounded loads off; otherwise a finite number >= 1.
+ */
+export function loadBoundFor(ranked: readonly BalancedHost[], factor: number | undefined): LoadBound | undefined {
+  if (factor === undefined) return undefined;
+  if (!Number.isFinite(factor) || factor < 1) {
+    throw new RangeError(`balanceFactor must be a number >= 1 (1.25 allows 25% above the average), got ${factor}`);
   }
-  return value;
+  return new LoadBound(factor, Float64Array.from(ranked, configuredWeightOf));
 }

@@ -15,7 +15,7 @@
  * With `balanceFactor` this is "consistent hashing with bounded loads" (bounded-load.ts).
  */
 
-import { balanceFactorOption, LoadBound } from './bounded-load.js';
+import { loadBoundFor, type LoadBound } from './bounded-load.js';
 import { byAddress } from './address-order.js';
 import { walkDistinct } from './distinct-walk.js';
 import { murmur3, murmur3Words } from './hash.js';
@@ -161,12 +161,10 @@ class RingPicker<H extends BalancedHost> implements Picker<H> {
 
   constructor(hosts: readonly H[], options: StrategyOptions) {
     const virtualNodes = virtualNodesOption(options.virtualNodes);
-    const factor = balanceFactorOption(options.balanceFactor);
     this.#hosts = [...hosts];
     this.#ranked = byAddress(hosts);
     this.#ring = buildRing(this.#ranked, virtualNodes);
-    this.#bound =
-      factor === undefined ? undefined : new LoadBound(factor, Float64Array.from(this.#ranked, configuredWeightOf));
+    this.#bound = loadBoundFor(this.#ranked, options.balanceFactor);
   }
 
   candidates(key: HashKey | undefined): Iterable<H> {

@@ -15,7 +15,7 @@
  */
 
 import { byAddress } from './address-order.js';
-import { balanceFactorOption, LoadBound } from './bounded-load.js';
+import { loadBoundFor, type LoadBound } from './bounded-load.js';
 import { walkDistinct } from './distinct-walk.js';
 import { murmur3 } from './hash.js';
 import { Cursor, NOTHING, rotation } from './rotation.js';
@@ -111,12 +111,10 @@ class MaglevPicker<H extends BalancedHost> implements Picker<H> {
 
   constructor(hosts: readonly H[], options: StrategyOptions) {
     const tableSize = tableSizeOption(options.tableSize, hosts.length);
-    const factor = balanceFactorOption(options.balanceFactor);
     this.#hosts = [...hosts];
     this.#ranked = byAddress(hosts);
     this.#table = hosts.length === 0 ? new Uint32Array(0) : buildMaglevTable(this.#ranked, tableSize);
-    this.#bound =
-      factor === undefined ? undefined : new LoadBound(factor, Float64Array.from(this.#ranked, configuredWeightOf));
+    this.#bound = loadBoundFor(this.#ranked, options.balanceFactor);
   }
 
   candidates(key: HashKey | undefined): Iterable<H> {
