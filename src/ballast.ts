@@ -11,6 +11,7 @@ import { AdminServer } from './admin/server.js';
 import { serverActions } from './admin/server-actions.js';
 import { HealthService } from './health/health-service.js';
 import type { HealthEvent } from './health/shared-health.js';
+import { AccessLog } from './access-log.js';
 import { createLogger, type Logger } from './log.js';
 import { HttpListener } from './proxy/http/listener.js';
 import { TcpListener } from './proxy/tcp/tcp-listener.js';
@@ -60,10 +61,13 @@ export class Ballast {
   /** Listeners and upstreams a reload replaced, still finishing what they carry. */
   readonly #retiring = new Set<HttpListener | TcpListener>();
   readonly #retiringUpstreams = new Set<Upstream>();
+  /** Shared by every listener, so the lines of one event-loop turn go out in one write. */
+  readonly #accessLog: AccessLog | undefined;
 
   private constructor(config: Config, options: BallastOptions) {
     this.config = config;
     this.log = options.log ?? createLogger(config.logging.level);
+    this.#accessLog = AccessLog.of(this.log);
     const clock = options.clock ?? (() => performance.now());
     const random = options.random ?? Math.random;
     this.#clock = clock;
@@ -75,7 +79,7 @@ export class Ballast {
     this.upstreams = upstreams;
     this.metrics.track([...upstreams.values()]);
     this.health = this.#healthService(upstreams);
-    const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: config.logging.access_log, random };
+    const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: this.#accessLogFor(config), random };
     const listeners = options.proxy === false ? [] : config.listeners;
     this.httpListeners = listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
     this.tcpListeners = listeners.flatMap((l) => (l.protocol === 'tcp' ? [new TcpListener(l, deps)] : []));
@@ -87,6 +91,13 @@ export class Ballast {
       token: config.admin.token,
       actions: serverActions(() => this.upstreams.values(), this.log, options.onHealthEvent),
     });
+  }
+
+  /** Access lines are `info` lines: a `level` above info turns them off, as it would through pino. */
+  #accessLogFor(config: Config): AccessLog | undefined {
+    const levels = this.log.levels.values;
+    const on = config.logging.access_log && (levels[config.logging.level] ?? 0) <= (levels.info ?? 30);
+    return on ? this.#accessLog : undefined;
   }
 
   #healthService(upstreams: ReadonlyMap<string, Upstream>): HealthService {
@@ -171,7 +182,7 @@ export class Ballast {
       throw new Error('Ballast is stopping');
     }
 
-    const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: next.logging.access_log, random: this.#random };
+    const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: this.#accessLogFor(next), random: this.#random };
     const sameSocket = (a: ListenerConfig, b: ListenerConfig) =>
       a.name === b.name && a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port;
     const current = [...this.httpListeners, ...this.tcpListeners];
@@ -264,6 +275,7 @@ export class Ballast {
       await Promise.all(listeners.map((l) => l.close(drainMs).catch(() => {})));
       await Promise.all([...this.upstreams.values(), ...this.#retiringUpstreams].map((u) => u.destroy()));
       if (this.admin?.server.listening) await this.admin.close();
+      this.#accessLog?.flush();
       this.log.flush();
     })();
     return this.#stopping;

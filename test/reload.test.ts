@@ -67,6 +67,23 @@ describe('reload', () => {
     expect((await get(ballast.url('/'))).status).toBe(200);
   });
 
+  it('access_log and a level above info switch access lines on and off at a reload', async () => {
+    const [a] = await origins(1);
+    const ballast = await startBallast(yaml([a!]));
+    onCleanup(() => ballast.stop());
+    const accessLines = () => ballast.logs.filter((l) => l.kind === 'access').map((l) => l.url);
+    await get(ballast.url('/off'));
+    await ballast.ballast.reload(config(yaml([a!]).replace('access_log: false', 'access_log: true')));
+    await get(ballast.url('/on'));
+    await waitFor(() => accessLines().length === 1);
+    await ballast.ballast.reload(config(yaml([a!]).replace('level: info, access_log: false', 'level: warn, access_log: true')));
+    await get(ballast.url('/quiet'));
+    await ballast.ballast.reload(config(yaml([a!]).replace('access_log: false', 'access_log: true')));
+    await get(ballast.url('/again'));
+    await waitFor(() => accessLines().length === 2);
+    expect(accessLines()).toEqual(['/on', '/again']);
+  });
+
   it('a retry waiting out Retry-After across a reload still reaches its origin', async () => {
     const [a] = await origins(1);
     a!.mode = { status: 503, headers: { 'retry-after': '1' } };

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startBallast, simpleConfig, type TestBallast } from './helpers/ballast.js';
+import { waitFor } from './helpers/wait.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -177,7 +178,7 @@ upstreams:
     await once(third, 'open');
     third.close();
     await once(third, 'close');
-    expect(b.logs.filter((l) => l.kind === 'access' && l.upgrade === 'websocket').map((l) => l.status)).toContain(101);
+    await waitFor(() => b.logs.some((l) => l.kind === 'access' && l.upgrade === 'websocket' && l.status === 101));
   });
 
   it('an upgrade queued behind a busy connection gives up at its per-try timeout', async () => {

@@ -107,7 +107,7 @@ describe('failover', () => {
     const failures = p.outcomes.filter((o) => o.outcome.kind === 'connect-failure');
     expect(failures.length).toBeGreaterThanOrEqual(5);
     expect(new Set(failures.map((f) => f.server))).toEqual(new Set([os[1]!.address]));
-    const failedOver = p.accessLogs().filter((l) => (l.attempts as unknown[]).length === 2);
+    const failedOver = (await p.waitForAccessLogs(30)).filter((l) => (l.attempts as unknown[]).length === 2);
     expect(failedOver).toHaveLength(failures.length);
     expect(failedOver[0]!.attempts).toEqual([
       { server: os[1]!.address, result: 'ECONNREFUSED', ms: expect.any(Number) as number },
@@ -146,7 +146,7 @@ describe('failover', () => {
     const names = [await originOf(p.port), await originOf(p.port)];
     expect(names).toEqual(['o1', 'o1']);
     // Without outlier detection the rotation may offer the silent server to both connections; each fails over.
-    const failed = p.accessLogs().flatMap((l) => l.attempts as { server: string; result: string; ms: number }[]).filter((a) => a.result !== 'connected');
+    const failed = (await p.waitForAccessLogs(2)).flatMap((l) => l.attempts as { server: string; result: string; ms: number }[]).filter((a) => a.result !== 'connected');
     expect(failed.length).toBeGreaterThanOrEqual(1);
     for (const f of failed) {
       expect(f).toMatchObject({ server: hole.address, result: 'ETIMEDOUT' });

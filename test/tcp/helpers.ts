@@ -6,6 +6,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
+import { AccessLog } from '../../src/access-log.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { formatConfigErrors, parseConfig } from '../../src/config/load.js';
 import type { TcpListenerConfig } from '../../src/config/schema.js';
@@ -154,7 +155,7 @@ ${servers.map((s) => (typeof s === 'string' ? `      - { address: "${s}" }` : ` 
     },
   });
   const log = pino({ level: 'info' }, sink);
-  const listener = new TcpListener(config.listeners[0] as TcpListenerConfig, { upstreams: new Map([[upstream.name, upstream]]), metrics, log, accessLog: true });
+  const listener = new TcpListener(config.listeners[0] as TcpListenerConfig, { upstreams: new Map([[upstream.name, upstream]]), metrics, log, accessLog: AccessLog.of(log) });
   await listener.listen();
   const accessLogs = (): Record<string, unknown>[] => logs.filter((l) => l.kind === 'access');
   let stopped: Promise<void> | undefined;

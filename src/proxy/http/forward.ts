@@ -12,6 +12,7 @@ import type { BlockList } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Random } from '../../balancer/types.js';
 import type { HashKeyReader } from '../../balancer/hash-key.js';
+import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
 import type { HotCell, Metrics, RouteMetrics } from '../../admin/metrics.js';
 import type { Host } from '../../upstream/host.js';
@@ -44,8 +45,8 @@ export interface ForwarderDeps {
   readonly trustedProxies: BlockList | undefined;
   readonly metrics: Metrics;
   readonly log: Logger;
-  /** The access logger (a child with `kind` and `listener` bound once), or undefined when the access log is off. */
-  readonly accessLog: Logger | undefined;
+  /** Where access lines go, or undefined when the access log is off. */
+  readonly accessLog: AccessLog | undefined;
   readonly random: Random;
 }
 
@@ -457,7 +458,8 @@ class Exchange {
     const access = this.#forwarder.deps.accessLog;
     if (access !== undefined) {
       const records = this.#records;
-      access.info({
+      access.write({
+        listener: this.#forwarder.deps.listener,
         requestId: this.#requestId,
         client: this.#clientIp,
         method: this.req.method,

@@ -10,6 +10,7 @@ import { compileHashKey } from '../../balancer/hash-key.js';
 import { isHashing } from '../../balancer/index.js';
 import type { Metrics } from '../../admin/metrics.js';
 import type { HttpListenerConfig } from '../../config/schema.js';
+import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { HttpForwarder, type CompiledRoute, type ForwarderDeps } from './forward.js';
@@ -25,7 +26,7 @@ export interface HttpListenerDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly accessLog: boolean;
+  readonly accessLog: AccessLog | undefined;
   readonly random: Random;
 }
 
@@ -146,7 +147,7 @@ function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): F
     trustedProxies: trustedProxies(config.trusted_proxies),
     metrics: deps.metrics,
     log: deps.log,
-    accessLog: deps.accessLog ? deps.log.child({ kind: 'access', listener: config.name }) : undefined,
+    accessLog: deps.accessLog,
     random: deps.random,
   };
 }

@@ -279,7 +279,8 @@ class Tunnel implements Dispatcher.DispatchHandler {
     if (this.#counted) this.#route.upstream.active--;
     const access = this.#forwarder.deps.accessLog;
     if (access !== undefined) {
-      access.info({
+      access.write({
+        listener: this.#forwarder.deps.listener,
         client: this.#clientIp,
         method: this.#req.method,
         url: this.#req.url,

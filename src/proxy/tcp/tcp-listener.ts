@@ -11,6 +11,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { isHashing } from '../../balancer/index.js';
 import type { Metrics } from '../../admin/metrics.js';
 import type { TcpListenerConfig } from '../../config/schema.js';
+import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
@@ -22,7 +23,7 @@ export interface TcpListenerDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly accessLog: boolean;
+  readonly accessLog: AccessLog | undefined;
 }
 
 export class TcpListener {

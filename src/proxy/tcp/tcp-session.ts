@@ -8,6 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TcpListenerConfig } from '../../config/schema.js';
+import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
 import type { Host } from '../../upstream/host.js';
 import type { Upstream } from '../../upstream/upstream.js';
@@ -25,7 +26,7 @@ export interface TcpSessionContext {
   readonly upstream: Upstream;
   readonly metrics: TcpListenerMetrics;
   readonly log: Logger;
-  readonly accessLog: boolean;
+  readonly accessLog: AccessLog | undefined;
   /** The upstream hashes on the client IP (consistent-hash or maglev with `hash_key: client-ip`). */
   readonly hashClientIp: boolean;
   readonly proxyHeaderTimeoutMs: number;
@@ -180,9 +181,8 @@ export class TcpSession {
     const bytesIn = client.bytesRead;
     const bytesOut = client.bytesWritten;
     ctx.metrics.closed(end, bytesIn, bytesOut, seconds);
-    if (ctx.accessLog) {
-      ctx.log.info({
-        kind: 'access',
+    if (ctx.accessLog !== undefined) {
+      ctx.accessLog.write({
         protocol: 'tcp',
         listener: ctx.listener,
         client: this.#clientIp,
