@@ -23,7 +23,8 @@
  * BENCH_NEWCONN_CLIENT (auto | node | wrk, default auto), BENCH_PROFILE_DURATION (seconds, default 10),
  * BENCH_PROFILE_INTERVAL_US (sampling interval of --cpu-prof, default 250),
  * BENCH_PREWARM (seconds of small-GET load each target gets once, after it starts, so its JIT is warm before the
- * first scenario; default 2), BENCH_QUIET_WAIT (seconds, default 0): on a shared machine, wait up to this long before each measurement for other
+ * first scenario; default 2), BENCH_ROUNDS (measure every scenario this many times, the targets' order alternating
+ * between rounds, and report each target's median round; default 1, and 3 for the paired access-log scenario), BENCH_QUIET_WAIT (seconds, default 0): on a shared machine, wait up to this long before each measurement for other
  * work to stop using the CPU, and measure a run again (once) when other work competed with it.
  */
 import { fork, spawn, spawnSync } from 'node:child_process';
@@ -56,6 +57,7 @@ const PROFILE_DURATION = positive(process.env.BENCH_PROFILE_DURATION, 10);
 const PROFILE_INTERVAL_US = positive(process.env.BENCH_PROFILE_INTERVAL_US, 250);
 const QUIET_WAIT = nonNegative(process.env.BENCH_QUIET_WAIT, 0);
 const PREWARM = nonNegative(process.env.BENCH_PREWARM, 2);
+const ROUNDS = positive(process.env.BENCH_ROUNDS, 1);
 
 /** @typedef {{ name: string, title: string, kind: 'autocannon' | 'newconn', method: string, path: string, connections: number, bodySize?: number, targets?: string[] }} Scenario */
 /** @type {Scenario[]} */
@@ -74,7 +76,7 @@ const SCENARIOS = [
     note: 'Uploads allocate about 1 MiB of buffers per request in every Node proxy, so when V8 runs its major collections decides a good part of the cost: this scenario varies more between runs than the others (Ballast from 1.1 to 1.7 ms CPU per upload across runs on one quiet machine). Compare several runs before reading much into it.',
   },
   { name: 'new-conn', title: 'Small GET, a new TCP connection per request (`Connection: close`), 32 concurrent', kind: 'newconn', method: 'GET', path: '/', connections: 32 },
-  { name: 'access-log', title: 'Ballast access log ON vs OFF (small GET, keep-alive, 50 connections)', kind: 'autocannon', method: 'GET', path: '/', connections: 50, targets: ['ballast', 'ballast-accesslog'], note: 'Here the ratio columns compare Ballast with its access log off (the `Ballast` row) to the same build with it on.' },
+  { name: 'access-log', title: 'Ballast access log ON vs OFF (small GET, keep-alive, 50 connections)', kind: 'autocannon', method: 'GET', path: '/', connections: 50, targets: ['ballast', 'ballast-accesslog'], rounds: 3, note: 'Here the ratio columns compare Ballast with its access log off (the `Ballast` row) to the same build with it on. The two alternate over 3 rounds (off, on / on, off / off, on) and each row is its median round: one run of a target can differ from its next by 10% or more on this shared 2-core machine (the same Ballast process measured 20,449 and 17,899 req/s in one run), which is as large as the difference being measured.' },
 ];
 
 /** Table and run order. `scenarios` limits a target to the scenarios that name it. */
@@ -474,6 +476,18 @@ async function waitForQuiet(pids) {
   }
 }
 
+/** Rounds of a scenario: BENCH_ROUNDS when set, else the scenario's own (the paired access-log scenario has 3). */
+function roundsOf(scenario) {
+  return process.env.BENCH_ROUNDS !== undefined ? ROUNDS : (scenario.rounds ?? ROUNDS);
+}
+
+/** The round with the median req/s (the lower middle one of an even count), with every round's req/s beside it. */
+function medianRound(results) {
+  if (results.length === 1) return results[0];
+  const sorted = [...results].sort((a, b) => a.rps - b.rps);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)], rounds: results.map((r) => Math.round(r.rps)) };
+}
+
 async function measure(scenario, target, originPids) {
   await waitForQuiet([...originPids, target.pid].filter((p) => p !== undefined));
   const first = await measureOnce(scenario, target, originPids);
@@ -612,6 +626,8 @@ function scenarioTable(scenario, rows) {
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
+  const rounds = rows.filter((r) => r.result?.rounds);
+  if (rounds.length > 0) lines.push('', `Every round's req/s, round by round: ${rounds.map((r) => `${TARGETS.find((t) => t.name === r.target)?.label ?? r.target} ${r.result.rounds.map(fmtInt).join(' / ')}`).join('; ')}.`);
   if (rows.some((r) => r.target === 'direct' && r.result)) lines.push('', '`direct` has no proxy: its CPU columns are origin 1\'s.');
   if (contended) lines.push('', `† other work on the machine used more than ${FOREIGN_LIMIT} cores during this run: treat its numbers with care.`);
   return lines.join('\n');
@@ -752,23 +768,33 @@ async function benchmark() {
 
     const scenarios = [];
     for (const s of selected) {
-      log(`\n== ${s.name}: ${s.title}`);
-      const rows = [];
-      for (const name of targetsFor(s)) {
-        const t = targets[name];
-        if (t.skipped || t.failed) {
-          rows.push({ target: name, skipped: t.skipped, error: t.failed });
-          continue;
-        }
-        try {
-          const result = await measure(s, t, origins.map((o) => o.cp.pid));
-          rows.push({ target: name, result });
-          log(`  ${name.padEnd(18)} ${fmtInt(result.rps).padStart(8)} req/s  p50 ${fmtMs(result.p50).padStart(6)} ms  p99 ${fmtMs(result.p99).padStart(6)} ms  errors ${result.errors + result.timeouts}  non-2xx ${result.non2xx}  proxy ${Number.isFinite(result.proxyCpuUsPerReq) ? result.proxyCpuUsPerReq.toFixed(0) : '?'} µs/req ${Number.isFinite(result.proxyCores) ? result.proxyCores.toFixed(2) : '?'} cores  foreign ${Number.isFinite(result.foreignCores) ? result.foreignCores.toFixed(2) : '?'} cores`);
-        } catch (err) {
-          log(`  ${name} failed: ${err.message}`);
-          rows.push({ target: name, error: err.message });
+      const rounds = roundsOf(s);
+      log(`\n== ${s.name}: ${s.title}${rounds > 1 ? ` (${rounds} rounds, order alternating; the median round per target is reported)` : ''}`);
+      const names = targetsFor(s);
+      /** @type {Map<string, object[]>} */
+      const results = new Map(names.map((n) => [n, []]));
+      const errors = new Map();
+      for (let round = 0; round < rounds; round++) {
+        // Alternating order (A B, B A, A B ...), so neither side always runs on a machine the other just warmed.
+        for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+          const t = targets[name];
+          if (t.skipped || t.failed || errors.has(name)) continue;
+          try {
+            const result = await measure(s, t, origins.map((o) => o.cp.pid));
+            results.get(name).push(result);
+            log(`  ${name.padEnd(18)} ${fmtInt(result.rps).padStart(8)} req/s  p50 ${fmtMs(result.p50).padStart(6)} ms  p99 ${fmtMs(result.p99).padStart(6)} ms  errors ${result.errors + result.timeouts}  non-2xx ${result.non2xx}  proxy ${Number.isFinite(result.proxyCpuUsPerReq) ? result.proxyCpuUsPerReq.toFixed(0) : '?'} µs/req ${Number.isFinite(result.proxyCores) ? result.proxyCores.toFixed(2) : '?'} cores  foreign ${Number.isFinite(result.foreignCores) ? result.foreignCores.toFixed(2) : '?'} cores`);
+          } catch (err) {
+            log(`  ${name} failed: ${err.message}`);
+            errors.set(name, err.message);
+          }
         }
       }
+      const rows = names.map((name) => {
+        const t = targets[name];
+        if (t.skipped || t.failed) return { target: name, skipped: t.skipped, error: t.failed };
+        if (errors.has(name)) return { target: name, error: errors.get(name) };
+        return { target: name, result: medianRound(results.get(name)) };
+      });
       const table = scenarioTable(s, rows);
       process.stdout.write(`\n### ${s.name}: ${s.title}\n\n${table}\n`);
       scenarios.push({ name: s.name, title: s.title, note: s.note, command: loadCommand(s), connections: s.connections, table, rows, ratios: ratios(s, rows) });
