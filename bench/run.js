@@ -88,8 +88,9 @@ const TARGETS = [
   { name: 'haproxy', label: 'HAProxy' },
   { name: 'http-proxy', label: 'http-proxy' },
   { name: 'fastify', label: '@fastify/http-proxy' },
+  { name: 'undici-minimal', label: 'minimal undici proxy (reference)' },
 ];
-const PEERS_FOR_RATIO = ['nginx', 'haproxy', 'http-proxy', 'fastify', 'direct'];
+const PEERS_FOR_RATIO = ['nginx', 'haproxy', 'http-proxy', 'fastify', 'undici-minimal', 'direct'];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes: every one is tracked and killed on the way out, whatever the way out is.
@@ -337,6 +338,10 @@ async function startTarget(name, origins) {
     case 'fastify': {
       const t = await forkReady('target-fastify.mjs', name, env);
       return { pid: t.cp.pid, url: `http://127.0.0.1:${t.port}`, stop: () => stopChild(t.cp), info: `fastify ${pkgVersion('fastify')} + @fastify/http-proxy ${pkgVersion('@fastify/http-proxy')} (undici ${pkgVersion('undici')} BalancedPool)` };
+    }
+    case 'undici-minimal': {
+      const t = await forkReady('target-undici-minimal.mjs', name, env);
+      return { pid: t.cp.pid, url: `http://127.0.0.1:${t.port}`, stop: () => stopChild(t.cp), info: `node:http + undici ${pkgVersion('undici')} Pool.dispatch, round robin, no features (a reference for what Node itself costs)` };
     }
     case 'nginx': {
       const bin = onPath('nginx');

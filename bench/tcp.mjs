@@ -94,6 +94,8 @@ async function runBallast(echoPort, sourcePort, accessLog) {
   const { Upstream } = await import(new URL('upstream/upstream.js', dist).href);
   const { Metrics } = await import(new URL('admin/metrics.js', dist).href);
   const { TcpListener } = await import(new URL('proxy/tcp/tcp-listener.js', dist).href);
+  const { AccessLog } = await import(new URL('access-log.js', dist).href);
+  const { createLogger } = await import(new URL('log.js', dist).href);
   const { default: pino } = await import('pino');
   const yaml = `
 listeners:
@@ -108,8 +110,10 @@ upstreams:
   const config = parsed.config;
   const upstreams = new Map(config.upstreams.map((u) => [u.name, new Upstream(u, { clock: () => performance.now(), random: Math.random })]));
   const metrics = new Metrics({ processMetrics: false });
-  const log = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }));
-  const listeners = config.listeners.map((l) => new TcpListener(l, { upstreams, metrics, log, accessLog }));
+  // The shipped logger's settings, writing to /dev/null.
+  const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false, maxWrite: 64 * 1024 }));
+  const access = accessLog ? AccessLog.of(log) : undefined;
+  const listeners = config.listeners.map((l) => new TcpListener(l, { upstreams, metrics, log, accessLog: access }));
   const [echo, stream] = await Promise.all(listeners.map((l) => l.listen()));
   process.send({ echo: echo.port, stream: stream.port });
   process.on('message', (m) => {
