@@ -55,6 +55,59 @@ describe('relay', () => {
     expect(line).toMatchObject({ end: 'done', bytesIn: payload.length, bytesOut: payload.length });
   });
 
+  // Upstream reads go into a reused buffer (relay.ts UpstreamReads) that grows from 16 to 256 KiB; a write the
+  // kernel cannot take at once keeps its buffer, so the next read must get another. A slow client forces that path
+  // again and again, and any reuse of a buffer still queued would show as corrupt bytes here. In bulk the origin's
+  // writes fill every read; trickled, reads are small and several queue up before the client's buffer is full.
+  it.each([
+    { how: 'in bulk', total: 48 * 1024 * 1024, piece: 1024 * 1024, gap: false },
+    { how: 'trickled', total: 12 * 1024 * 1024, piece: 3000, gap: true },
+  ])('a client slower than its origin gets every byte intact ($how), and the origin is held back meanwhile', async ({ total, piece, gap }) => {
+    const payload = randomBytes(total);
+    let originBlocked = 0;
+    const origin = await customOrigin((socket) => {
+      let offset = 0;
+      const pump = (): void => {
+        while (offset < payload.length) {
+          const chunk = payload.subarray(offset, offset + piece);
+          offset += chunk.length;
+          if (!socket.write(chunk)) {
+            originBlocked++;
+            socket.once('drain', pump);
+            return;
+          }
+          if (gap) {
+            setImmediate(pump);
+            return;
+          }
+        }
+        socket.end();
+      };
+      pump();
+    });
+    const p = await proxy([origin.address]);
+    const client = await connectClient(p.port);
+    const chunks: Buffer[] = [];
+    let sinceStall = 0;
+    client.on('data', (c: Buffer) => {
+      chunks.push(c);
+      sinceStall += c.length;
+      if (sinceStall >= 2 * 1024 * 1024) {
+        sinceStall = 0;
+        client.pause();
+        setTimeout(() => client.resume(), 40);
+      }
+    });
+    await once(client, 'end');
+    const got = Buffer.concat(chunks);
+    expect(got.length).toBe(payload.length);
+    expect(sha(got)).toBe(sha(payload));
+    if (!gap) expect(originBlocked).toBeGreaterThan(5);
+    client.end();
+    const [line] = await p.waitForAccessLogs(1);
+    expect(line).toMatchObject({ end: 'done', bytesOut: payload.length });
+  });
+
   it('half-close: the client ends its side and still receives the whole response', async () => {
     const received: Buffer[] = [];
     const origin = await customOrigin((socket) => {

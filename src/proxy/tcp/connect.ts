@@ -46,6 +46,13 @@ export class ConnectCancel {
   }
 }
 
+export interface ConnectOptions {
+  readonly timeoutMs: number;
+  readonly cancel?: ConnectCancel;
+  /** net.Socket's `onread`; the socket then resolves paused, and reads nothing until resumed. */
+  readonly onread?: { buffer: () => Buffer; callback: (bytes: number, buffer: Buffer) => boolean } | undefined;
+}
+
 /**
  * Resolves with the connected socket: half-open allowed (each direction is ended on its own, see relay.ts), Nagle
  * off (a proxy must not add its own delay to small writes). The socket keeps a no-op `error` listener for its whole
@@ -53,14 +60,16 @@ export class ConnectCancel {
  * process; callers add their own listeners to act on errors.
  * Rejects with a ConnectError (`ETIMEDOUT`, `ABORT_ERR`, or the system's code, e.g. `ECONNREFUSED`).
  */
-export function connectTcp(host: string, port: number, options: { timeoutMs: number; cancel?: ConnectCancel }): Promise<Socket> {
+export function connectTcp(host: string, port: number, options: ConnectOptions): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const cancel = options.cancel;
     if (cancel?.cancelled) {
       reject(new ConnectError('connect aborted', 'ABORT_ERR'));
       return;
     }
-    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true, ...(options.onread !== undefined && { onread: options.onread }) });
+    // Reads into a caller's buffer wait until the caller is ready for them (relay.ts UpstreamReads).
+    if (options.onread !== undefined) socket.pause();
     socket.on('error', noop);
     const settle = (err: ConnectError | undefined): void => {
       clearTimeout(timer);

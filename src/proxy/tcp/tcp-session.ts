@@ -15,7 +15,7 @@ import type { Upstream } from '../../upstream/upstream.js';
 import { ConnectCancel } from './connect.js';
 import { unmapIpv4 } from './ip-address.js';
 import { encodeProxyHeader, proxyAddresses, ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
-import { relay, type RelayEnd } from './relay.js';
+import { relay, UpstreamReads, type RelayEnd } from './relay.js';
 import type { EndReason, TcpListenerMetrics } from './tcp-metrics.js';
 import { dialUpstream, type DialAttempt } from './upstream-dialer.js';
 
@@ -120,11 +120,13 @@ export class TcpSession {
     }
 
     const upstream = ctx.upstream;
+    const reads = new UpstreamReads();
     const result = await dialUpstream(upstream, {
       key: ctx.hashClientIp && this.#clientIp !== '' ? this.#clientIp : undefined,
       maxAttempts: ctx.config.connect_attempts,
       cancel: this.#cancel,
       onAttempt: (host, ok) => ctx.metrics.attempt(host.address, ok),
+      onread: reads.onread,
     });
     this.#attempts = result.attempts;
     if (!result.ok) {
@@ -165,10 +167,15 @@ export class TcpSession {
       // measures inactivity in both directions.
       client.setTimeout(ctx.config.idle_timeout, () => this.destroy('idle-timeout'));
     }
-    relay(client, socket, (r) => {
-      result.host.inflight--;
-      this.#finish(RELAY_ENDS[r.end], r.code);
-    });
+    relay(
+      client,
+      socket,
+      (r) => {
+        result.host.inflight--;
+        this.#finish(RELAY_ENDS[r.end], r.code);
+      },
+      reads,
+    );
   }
 
   #finish(seen: EndReason, detail?: string): void {

@@ -22,7 +22,7 @@ import type { HashKey } from '../../balancer/types.js';
 import type { Host } from '../../upstream/host.js';
 import { CONNECT_FAILURE, type Outcome } from '../../upstream/outcome.js';
 import type { Upstream } from '../../upstream/upstream.js';
-import { connectTcp, ConnectError, type ConnectCancel } from './connect.js';
+import { connectTcp, ConnectError, type ConnectCancel, type ConnectOptions } from './connect.js';
 
 export interface DialAttempt {
   readonly server: string;
@@ -45,6 +45,8 @@ export interface DialOptions {
   readonly cancel: ConnectCancel;
   /** Called for each attempt once it is settled (metrics). */
   readonly onAttempt?: (host: Host, ok: boolean) => void;
+  /** Passed to each connect: reads into a reused buffer (relay.ts UpstreamReads). */
+  readonly onread?: ConnectOptions['onread'];
 }
 
 /**
@@ -76,7 +78,7 @@ export async function dialUpstream(upstream: Upstream, options: DialOptions): Pr
     host.inflight++;
     const started = performance.now();
     try {
-      const socket = await connectTcp(host.host, host.port, { timeoutMs: connectTimeout, cancel: options.cancel });
+      const socket = await connectTcp(host.host, host.port, { timeoutMs: connectTimeout, cancel: options.cancel, onread: options.onread });
       const ms = performance.now() - started;
       attempts.push({ server: host.address, result: 'connected', ms: round(ms) });
       report(upstream, host, { kind: 'response', status: 200, latencyMs: ms });
