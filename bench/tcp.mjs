@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Layer-4 benchmark: relay throughput and connection churn through Ballast's TcpListener, through HAProxy in
- * `mode tcp` (one thread) when `haproxy` is on PATH, and straight to the origin, in one run on 127.0.0.1.
+ * `mode tcp` (one thread) when `haproxy` is on PATH, through a bare node:net `pipeline` relay (the reference: what
+ * any Node relay costs), and straight to the origin, in one run on 127.0.0.1.
  *
  *   npx tsc -p tsconfig.build.json && node bench/tcp.mjs [--bytes 2GiB] [--churn 5000] [--concurrency 16]
  *     [--time 20] [--runs 3] [--access-log] [--pin]
@@ -119,6 +120,24 @@ upstreams:
   process.on('message', (m) => {
     if (m === 'rss') process.send({ rss: process.memoryUsage.rss() });
   });
+  process.on('disconnect', () => process.exit(0));
+}
+
+// Child role: the reference — the least a Node process can do to relay: two listeners, each accepted socket piped
+// both ways to a new connection to the origin with stream.pipeline, Nagle off, half-close allowed, nothing else.
+async function runPipeline(echoPort, sourcePort) {
+  const { pipeline } = await import('node:stream');
+  const relayTo = (port) =>
+    createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
+      const upstream = connect({ host: HOST, port, allowHalfOpen: true, noDelay: true });
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+      pipeline(client, upstream, () => {});
+      pipeline(upstream, client, () => {});
+    });
+  const [echo, stream] = [relayTo(echoPort), relayTo(sourcePort)];
+  await Promise.all([echo, stream].map((s) => new Promise((resolve) => s.listen(0, HOST, resolve))));
+  process.send({ echo: echo.address().port, stream: stream.address().port });
   process.on('disconnect', () => process.exit(0));
 }
 
@@ -354,6 +373,10 @@ async function main() {
       targets.push({ name: `haproxy ${version} (nbthread 1)`, ports: h.ports });
     }
 
+    const reference = spawnRole(plan, 'proxy', ['pipeline', String(originPorts.echo), String(originPorts.source)]);
+    cleanups.push(() => reference.child.kill());
+    targets.push({ name: 'node:net pipeline (reference)', ports: await reference.ready });
+
     console.error(
       `${(opts.bytes / 1024 ** 3).toFixed(2)} GiB stream and ${opts.churn} connections (concurrency ${opts.concurrency}) per target and round, ` +
         `${opts.runs} rounds, medians reported; ${plan ? `proxy pinned to CPU ${plan.proxy}, load generator and origin to CPU ${plan.load}` : 'no CPU pinning'}`,
@@ -408,9 +431,11 @@ function report(targets) {
   const ballast = targets.find((r) => r.name.startsWith('ballast')).summary;
   const haproxy = targets.find((r) => r.name.startsWith('haproxy'))?.summary;
   const direct = targets.find((r) => r.name === 'direct').summary;
+  const reference = targets.find((r) => r.name.startsWith('node:net')).summary;
   const ratio = (a, b) => (a / b).toFixed(2);
   console.log('');
   console.log(`ballast / direct:  throughput ${ratio(ballast.mbps, direct.mbps)}x, churn ${ratio(ballast.perSecond, direct.perSecond)}x`);
+  console.log(`ballast / node:net pipeline: throughput ${ratio(ballast.mbps, reference.mbps)}x, churn ${ratio(ballast.perSecond, reference.perSecond)}x`);
   if (haproxy) {
     console.log(`ballast / haproxy: throughput ${ratio(ballast.mbps, haproxy.mbps)}x, churn ${ratio(ballast.perSecond, haproxy.perSecond)}x, churn p99 latency ${ratio(ballast.p99, haproxy.p99)}x`);
   } else {
@@ -421,4 +446,5 @@ function report(targets) {
 const role = process.argv[2];
 if (role === 'origin') await runOrigin();
 else if (role === 'ballast') await runBallast(Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === '1');
+else if (role === 'pipeline') await runPipeline(Number(process.argv[3]), Number(process.argv[4]));
 else await main();
