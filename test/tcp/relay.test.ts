@@ -8,6 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { afterEach, describe, expect, it } from 'vitest';
 import { endedWithin, connectClient, readAll, readBytes, sleep, startTcpOrigin, startTcpProxy, type TestTcpProxy } from './helpers.js';
 import { relay, type RelayResult } from '../../src/proxy/tcp/relay.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -161,6 +162,43 @@ describe('relay', () => {
     await endedWithin(client, 2000);
     const [line] = await p.waitForAccessLogs(1);
     expect(line).toMatchObject({ end: 'done', bytesIn: 16 * 64 * 1024, bytesOut: 4 });
+  });
+
+  it('after the client half-closed, a reset on either side still tears down the other and is logged as such', async () => {
+    // Once the client's FIN has been passed on, its direction is complete; the other direction alone must still
+    // carry a failure across (a leaked upstream would hold its server's connection slot forever).
+    let originSocket: Socket | undefined;
+    const origin = await customOrigin((socket) => {
+      originSocket = socket;
+      socket.resume();
+      // After the request's FIN: a response that keeps coming, 64 KiB every 10 ms, until the socket goes.
+      socket.on('end', () => {
+        const timer = setInterval(() => socket.write(Buffer.alloc(64 * 1024, 'r')), 10);
+        socket.write(Buffer.alloc(64 * 1024, 'r'));
+        socket.once('close', () => clearInterval(timer));
+      });
+    });
+    const p = await proxy([origin.address]);
+
+    const client = await connectClient(p.port);
+    client.end('request');
+    await readBytes(client, 64 * 1024);
+    originSocket!.resetAndDestroy();
+    await endedWithin(client, 2000);
+    const [first] = await p.waitForAccessLogs(1);
+    expect(first).toMatchObject({ end: 'upstream-error', detail: 'ECONNRESET' });
+
+    const client2 = await connectClient(p.port);
+    client2.end('request');
+    await readBytes(client2, 64 * 1024);
+    const upstreamSide = originSocket!;
+    // Not events.once: it would reject on the EPIPE the origin's next write gets.
+    const upstreamClosed = new Promise((resolve) => upstreamSide.once('close', resolve));
+    client2.resetAndDestroy();
+    await upstreamClosed;
+    const lines = await p.waitForAccessLogs(2);
+    expect(lines[1]).toMatchObject({ end: 'client-error' });
+    await waitFor(() => p.upstream.hosts[0]!.inflight === 0, { timeoutMs: 2000 });
   });
 
   it('a reset on one side destroys the other', async () => {

@@ -18,7 +18,7 @@
  * after both sockets have closed, with how the relay ended.
  */
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
+import { finished, pipeline } from 'node:stream';
 
 export type RelayEnd =
   /** Both directions ended with a FIN. */
@@ -50,9 +50,10 @@ const MAX_READ_BUFFER = 256 * 1024;
  * The buffer is reused only when the kernel took the previous write whole (the client socket's `writableLength` is
  * 0 right after it): otherwise that write still holds the buffer, and the next read gets a new one.
  *
- * Its size adapts: 16 KiB to begin with (held for the connection's life, so an idle connection costs that much),
- * four times larger whenever a read fills it, up to 256 KiB. A bulk stream then moves in 256 KiB reads, which is
- * what brought the relay level with HAProxy's splice(2) on loopback (bench/tcp.mjs: 0.57× before, 0.96–1.04× after).
+ * Its size adapts: 16 KiB to begin with (an open connection always holds one), four times larger whenever a read
+ * fills it, up to 256 KiB, and back to 16 KiB after a small read. A bulk stream then moves in 256 KiB reads, which
+ * is what brought the relay level with HAProxy's splice(2) on loopback (bench/tcp.mjs: 0.57× before, 0.96–1.04×
+ * after). While the client is not keeping up, reads are copied into the write queue at their own size instead.
  *
  * Only for a socket Ballast connects: node:net offers `onread` to `net.connect` but not to the sockets a server
  * accepts. Pass `onread` to the connect, then `relay(..., reads)`; the socket must stay paused until then (see
@@ -65,6 +66,8 @@ export class UpstreamReads {
   #held = false;
   /** The last read filled the buffer: the peer had more to send than it holds. */
   #full = false;
+  /** The last read was a small one (a quarter of the smallest buffer or less). */
+  #small = false;
   #source: Socket | undefined;
   #target: Socket | undefined;
 
@@ -73,10 +76,18 @@ export class UpstreamReads {
   }
 
   /** Starts relaying: reads of `source` go to `target`, and its end becomes `target`'s end (half-close). */
-  attach(source: Socket, target: Socket): void {
+  /**
+   * Starts relaying: reads of `source` go to `target`, and its end becomes `target`'s end (half-close). Like the
+   * pipeline it stands in for, it watches both sockets for the whole direction: `source` failing or closing before
+   * its end, or `target` failing or closing before it finished, calls `onBroken` — which destroys both. The
+   * pipeline of the other direction cannot do that once it has completed (the client half-closed first).
+   */
+  attach(source: Socket, target: Socket, onBroken: (err: Error) => void): void {
     this.#source = source;
     this.#target = target;
     source.once('end', () => target.end());
+    finished(source, { writable: false }, (err) => err && onBroken(err));
+    finished(target, { readable: false }, (err) => err && onBroken(err));
     source.resume();
   }
 
@@ -84,6 +95,10 @@ export class UpstreamReads {
     const size = this.#buffer.length;
     if (this.#full && size < MAX_READ_BUFFER) {
       this.#buffer = Buffer.allocUnsafe(Math.min(size * 4, MAX_READ_BUFFER));
+      this.#held = false;
+    } else if (this.#small && size > MIN_READ_BUFFER) {
+      // The burst is over: a connection that goes quiet should not keep 256 KiB.
+      this.#buffer = Buffer.allocUnsafe(MIN_READ_BUFFER);
       this.#held = false;
     } else if (this.#held) {
       this.#buffer = Buffer.allocUnsafe(size);
@@ -94,9 +109,18 @@ export class UpstreamReads {
 
   readonly #onRead = (bytes: number, buffer: Buffer): boolean => {
     const target = this.#target!;
-    const more = target.write(buffer.subarray(0, bytes));
-    if (target.writableLength > 0) this.#held = true;
     this.#full = bytes === buffer.length;
+    this.#small = bytes <= MIN_READ_BUFFER / 4;
+    let more: boolean;
+    if (target.writableLength > 0) {
+      // Writes are queued already, so this one will queue too: a copy of just these bytes waits in the queue, not
+      // the whole buffer. Without it, a client that stops reading while the server sends small messages would pin
+      // a full buffer per message (up to 256 KiB each) until the high-water mark is reached.
+      more = target.write(Buffer.from(buffer.subarray(0, bytes)));
+    } else {
+      more = target.write(buffer.subarray(0, bytes));
+      if (target.writableLength > 0) this.#held = true;
+    }
     if (!more) {
       this.#source!.pause();
       target.once('drain', this.#resume);
@@ -150,7 +174,7 @@ export function relay(client: Socket, upstream: Socket, done: (result: RelayResu
     upstream.destroy();
   };
   pipeline(client, upstream, settled);
-  if (reads !== undefined) reads.attach(upstream, client);
+  if (reads !== undefined) reads.attach(upstream, client, settled);
   else pipeline(upstream, client, settled);
 }
 
