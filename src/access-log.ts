@@ -23,6 +23,8 @@ const FLUSH_AFTER_MS = 50;
 interface LineSink {
   write(chunk: string): unknown;
   readonly maxWrite?: number;
+  /** sonic-boom: write everything buffered now, synchronously. */
+  flushSync?: () => void;
 }
 
 export class AccessLog {
@@ -74,6 +76,20 @@ export class AccessLog {
     this.#pending = '';
     this.#pendingBytes = 0;
     this.#sink.write(batch);
+  }
+
+  /**
+   * For `process.on('exit')`, when the process ends without a stop() (a second SIGTERM, a crash): hand over what is
+   * queued and have the destination write it before the process is gone. pino's own exit hook, registered before
+   * this one, has already run, so the lines of this last batch would otherwise stay in sonic-boom's buffer.
+   */
+  flushSync(): void {
+    this.flush();
+    try {
+      this.#sink.flushSync?.();
+    } catch {
+      // Nothing more can be done while the process exits (e.g. a write still in flight on a pipe).
+    }
   }
 
   readonly #flushTimer = (): void => {

@@ -68,6 +68,7 @@ export class Ballast {
     this.config = config;
     this.log = options.log ?? createLogger(config.logging.level);
     this.#accessLog = AccessLog.of(this.log);
+    if (this.#accessLog !== undefined) process.on('exit', this.#flushAccessLogOnExit);
     const clock = options.clock ?? (() => performance.now());
     const random = options.random ?? Math.random;
     this.#clock = clock;
@@ -92,6 +93,8 @@ export class Ballast {
       actions: serverActions(() => this.upstreams.values(), this.log, options.onHealthEvent),
     });
   }
+
+  readonly #flushAccessLogOnExit = (): void => this.#accessLog?.flushSync();
 
   /** Access lines are `info` lines: a `level` above info turns them off, as it would through pino. */
   #accessLogFor(config: Config): AccessLog | undefined {
@@ -276,6 +279,7 @@ export class Ballast {
       await Promise.all([...this.upstreams.values(), ...this.#retiringUpstreams].map((u) => u.destroy()));
       if (this.admin?.server.listening) await this.admin.close();
       this.#accessLog?.flush();
+      process.off('exit', this.#flushAccessLogOnExit);
       this.log.flush();
     })();
     return this.#stopping;

@@ -98,4 +98,35 @@ upstreams:
     expect(await exitCode(child)).toBe(0);
     expect(child.out()).toContain('draining');
   });
+  it('a second SIGTERM exits at once, and the access lines already made still reach stdout', async () => {
+    const origin = await startOrigin('quick');
+    origins.push(origin);
+    origin.handler = (req, res) => (req.url === '/slow' ? setTimeout(() => res.end('late'), 2000) : res.end('ok'));
+    const port = await freePort();
+    const path = file('exit.yaml', `
+admin: { listen: 127.0.0.1:0 }
+logging: { level: info, access_log: true }
+listeners:
+  - { name: web, listen: 127.0.0.1:${port}, routes: [{ upstream: api }] }
+upstreams:
+  - { name: api, servers: [{ address: ${origin.address} }] }
+`);
+    const child = run(['--config', path]);
+    const until = Date.now() + 10_000;
+    while (!child.out().includes('"listening"')) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`did not start: ${child.err()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // A request in flight keeps the drain going, so the second signal is what ends the process: process.exit()
+    // without stop(), while the line of /done is still in the access log's 50 ms batch.
+    void get(`http://127.0.0.1:${port}/slow`).catch(() => {});
+    while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+    expect((await get(`http://127.0.0.1:${port}/done`)).status).toBe(200);
+    child.kill('SIGTERM');
+    while (!child.out().includes('draining')) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGTERM');
+    expect(await exitCode(child)).toBe(1);
+    const access = child.out().split('\n').filter((l) => l.includes('"kind":"access"')).map((l) => JSON.parse(l) as { url: string });
+    expect(access.map((l) => l.url)).toContain('/done');
+  });
 });
