@@ -69,7 +69,7 @@ describe('choosing a server', () => {
     for (const [ip, names] of byIp) expect(names.size, ip).toBe(1);
     const used = new Set([...byIp.values()].map((s) => [...s][0]));
     expect(used.size).toBeGreaterThan(1);
-    expect(p.accessLogs().map((l) => l.client)).toContain('127.0.0.7');
+    expect((await p.waitForAccessLogs(72)).map((l) => l.client)).toContain('127.0.0.7');
   });
 
   it('keeps affinity with consistent-hash as well', async () => {
