@@ -70,14 +70,12 @@ upstreams:
 });
 
 describe('ballast --config', () => {
-  it('proxies, then on SIGTERM finishes the request in flight and exits 0', async () => {
-    const origin = await startOrigin('slow');
-    origins.push(origin);
-    origin.handler = (_req, res) => setTimeout(() => res.end('finished'), 500);
+  /** `ballast --config` in front of one origin, once it has logged that it listens. */
+  async function runProxy(origin: Origin, accessLog: boolean): Promise<{ child: ReturnType<typeof run>; port: number }> {
     const port = await freePort();
-    const path = file('run.yaml', `
+    const path = file(`run-${port}.yaml`, `
 admin: { listen: 127.0.0.1:0 }
-logging: { level: info, access_log: false }
+logging: { level: info, access_log: ${accessLog} }
 listeners:
   - { name: web, listen: 127.0.0.1:${port}, routes: [{ upstream: api }] }
 upstreams:
@@ -89,6 +87,14 @@ upstreams:
       if (Date.now() > until || child.exitCode !== null) throw new Error(`did not start: ${child.err()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
+    return { child, port };
+  }
+
+  it('proxies, then on SIGTERM finishes the request in flight and exits 0', async () => {
+    const origin = await startOrigin('slow');
+    origins.push(origin);
+    origin.handler = (_req, res) => setTimeout(() => res.end('finished'), 500);
+    const { child, port } = await runProxy(origin, false);
     const inflight = get(`http://127.0.0.1:${port}/slow`);
     while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
     child.kill('SIGTERM');
@@ -98,25 +104,12 @@ upstreams:
     expect(await exitCode(child)).toBe(0);
     expect(child.out()).toContain('draining');
   });
+
   it('a second SIGTERM exits at once, and the access lines already made still reach stdout', async () => {
     const origin = await startOrigin('quick');
     origins.push(origin);
     origin.handler = (req, res) => (req.url === '/slow' ? setTimeout(() => res.end('late'), 2000) : res.end('ok'));
-    const port = await freePort();
-    const path = file('exit.yaml', `
-admin: { listen: 127.0.0.1:0 }
-logging: { level: info, access_log: true }
-listeners:
-  - { name: web, listen: 127.0.0.1:${port}, routes: [{ upstream: api }] }
-upstreams:
-  - { name: api, servers: [{ address: ${origin.address} }] }
-`);
-    const child = run(['--config', path]);
-    const until = Date.now() + 10_000;
-    while (!child.out().includes('"listening"')) {
-      if (Date.now() > until || child.exitCode !== null) throw new Error(`did not start: ${child.err()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const { child, port } = await runProxy(origin, true);
     // A request in flight keeps the drain going, so the second signal is what ends the process: process.exit()
     // without stop(), while the line of /done is still in the access log's 50 ms batch.
     void get(`http://127.0.0.1:${port}/slow`).catch(() => {});
