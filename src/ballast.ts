@@ -61,7 +61,7 @@ export class Ballast {
   /** Listeners and upstreams a reload replaced, still finishing what they carry. */
   readonly #retiring = new Set<HttpListener | TcpListener>();
   readonly #retiringUpstreams = new Set<Upstream>();
-  /** Shared by every listener, so the lines of one event-loop turn go out in one write. */
+  /** Shared by every listener (and kept across reloads), so all their lines go out in the same batches. */
   readonly #accessLog: AccessLog | undefined;
 
   private constructor(config: Config, options: BallastOptions) {

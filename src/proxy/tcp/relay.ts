@@ -12,10 +12,9 @@
  * destroy its streams (only an error does), and a socket closes itself once both of its directions have ended
  * (net.Socket `autoDestroy`).
  *
- * Errors: either socket failing or closing early (a reset, a write after the peer left) makes the pipeline destroy
- * both sockets (a pipeline watches both of its streams), and the other direction then stops with a premature
- * close; no socket outlives its peer. `done` is called once,
- * after both sockets have closed, with how the relay ended.
+ * Errors: either socket failing or closing early (a reset, a write after the peer left) makes each direction that
+ * is still under way destroy both sockets (a pipeline watches both of its streams, and so does UpstreamReads); no
+ * socket outlives its peer. `done` is called once, after both sockets have closed, with how the relay ended.
  */
 import type { Socket } from 'node:net';
 import { finished, pipeline } from 'node:stream';
@@ -75,7 +74,6 @@ export class UpstreamReads {
     this.onread = { buffer: this.#nextBuffer, callback: this.#onRead };
   }
 
-  /** Starts relaying: reads of `source` go to `target`, and its end becomes `target`'s end (half-close). */
   /**
    * Starts relaying: reads of `source` go to `target`, and its end becomes `target`'s end (half-close). Like the
    * pipeline it stands in for, it watches both sockets for the whole direction: `source` failing or closing before
