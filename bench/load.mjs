@@ -6,9 +6,12 @@
  * kinds:
  *   autocannon  keep-alive connections, autocannon programmatically
  *   newconn     one TCP connection per request: node:http with agent:false and `Connection: close`
+ *   ws          WebSocket echo: `connections` clients (ws), each sending a 32-byte message and waiting for its echo
+ *               before the next; a "request" is one message and its echo
  */
 import http from 'node:http';
 import autocannon from 'autocannon';
+import WebSocket from 'ws';
 
 process.on('disconnect', () => process.exit(0));
 process.once('message', (job) => {
@@ -29,6 +32,7 @@ async function run(job) {
 }
 
 function once(job, seconds) {
+  if (job.kind === 'ws') return wsEcho(job, seconds);
   return job.kind === 'newconn' ? newConnections(job, seconds) : cannon(job, seconds);
 }
 
@@ -154,4 +158,51 @@ function newConnections(job, seconds) {
     running = job.connections;
     for (let i = 0; i < job.connections; i++) loop();
   });
+}
+
+/**
+ * `connections` WebSocket clients, each in a loop of one 32-byte message and its echo, until `seconds` pass. The
+ * connections are opened before the clock starts (the handshake is the new-connection scenario's business).
+ */
+async function wsEcho(job, seconds) {
+  const url = job.url.replace(/^http/, 'ws') + job.path;
+  const message = Buffer.alloc(32, 'm');
+  const latencies = new Latencies();
+  let done = 0;
+  let errors = 0;
+  let bytes = 0;
+  const sockets = await Promise.all(
+    Array.from({ length: job.connections }, () => new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false });
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    })),
+  );
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  await Promise.all(sockets.map((ws) => new Promise((resolve) => {
+    let sentAt = 0;
+    const send = () => {
+      if (performance.now() >= deadline) return resolve();
+      sentAt = performance.now();
+      ws.send(message);
+    };
+    ws.on('message', (data) => {
+      bytes += data.length;
+      if (data.length === message.length) {
+        latencies.add(performance.now() - sentAt);
+        done++;
+      } else errors++;
+      send();
+    });
+    ws.on('error', () => {
+      errors++;
+      resolve();
+    });
+    ws.on('close', () => resolve());
+    send();
+  })));
+  const elapsed = (performance.now() - t0) / 1000;
+  for (const ws of sockets) ws.terminate();
+  return { requests: done, seconds: elapsed, rps: done / elapsed, ...latencies.summary(), errors, timeouts: 0, non2xx: 0, bytesPerSec: bytes / elapsed, statusCodes: {} };
 }

@@ -6,8 +6,10 @@
  *   GET  /64k         64 KiB body with Content-Length
  *   POST /upload      drains the request body, answers "ok" with the byte count in X-Received
  *   GET  /healthz     "ok"
+ *   GET  /ws          a WebSocket upgrade (ws, no compression): every message is echoed back as it came
  */
 import { createServer } from 'node:http';
+import { WebSocketServer } from 'ws';
 
 const HELLO = Buffer.from('hello');
 const BIG = Buffer.alloc(64 * 1024, 'x');
@@ -34,6 +36,18 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 server.on('clientError', (_err, socket) => socket.destroy());
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+server.on('upgrade', (req, socket, head) => {
+  socket.on('error', () => {});
+  if (req.url !== '/ws') {
+    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    ws.on('error', () => {});
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  });
+});
 
 const port = Number(process.env.ORIGIN_PORT ?? 0);
 server.listen(port, '127.0.0.1', () => {

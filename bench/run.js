@@ -4,6 +4,7 @@
  *   npm run bench                                   full run: writes bench/results/latest.json and bench/RESULTS.md
  *   BENCH_DURATION=1 node bench/run.js --only small-50            quick smoke test (writes bench/results/filtered.json)
  *   node bench/run.js --only small-50,new-conn --targets ballast,nginx
+ *   node bench/run.js --only tcp-relay              the layer-4 scenario alone (bench/tcp.mjs, run as a child)
  *   node bench/run.js --profile                     Ballast under `node --cpu-prof` with the small-GET load;
  *                                                   writes bench/results/profile/*.cpuprofile and bench/PROFILE.md
  *   node bench/run.js --render                      rewrite bench/RESULTS.md from bench/results/latest.json
@@ -76,6 +77,16 @@ const SCENARIOS = [
     note: 'Uploads allocate about 1 MiB of buffers per request in every Node proxy, so when V8 runs its major collections decides a good part of the cost: this scenario varies more between runs than the others (Ballast from 1.1 to 1.7 ms CPU per upload across runs on one quiet machine). Compare several runs before reading much into it.',
   },
   { name: 'new-conn', title: 'Small GET, a new TCP connection per request (`Connection: close`), 32 concurrent', kind: 'newconn', method: 'GET', path: '/', connections: 32 },
+  {
+    name: 'ws-echo',
+    title: 'WebSocket echo: 50 connections, each a 32-byte message and its echo at a time',
+    kind: 'ws',
+    method: 'GET',
+    path: '/ws',
+    connections: 50,
+    targets: ['ballast', 'direct', 'nginx', 'haproxy', 'http-proxy', 'fastify'],
+    note: 'A "request" here is one message and its echo: req/s is messages per second, and the CPU column is per message. The connections are opened before the measurement starts. @fastify/http-proxy relays WebSockets message by message (decoded and sent again) to one origin; the others tunnel the bytes, round robin over the three. The minimal undici proxy has no WebSocket support and is left out.',
+  },
   { name: 'access-log', title: 'Ballast access log ON vs OFF (small GET, keep-alive, 50 connections)', kind: 'autocannon', method: 'GET', path: '/', connections: 50, targets: ['ballast', 'ballast-accesslog'], rounds: 3, note: 'Here the ratio columns compare Ballast with its access log off (the `Ballast` row) to the same build with it on. The two alternate over 3 rounds (off, on / on, off / off, on) and each row is its median round: one run of a target can differ from its next by 10% or more on this shared 2-core machine (the same Ballast process measured 20,449 and 17,899 req/s in one run), which is as large as the difference being measured.' },
 ];
 
@@ -257,6 +268,11 @@ http {
   scgi_temp_path ${dir}/scgi_temp;
   keepalive_timeout 65s;
   keepalive_requests 1000000;
+  # WebSocket upgrades pass Connection: upgrade on; everything else gets Connection "" for upstream keep-alive.
+  map $http_upgrade $connection_upgrade {
+    default upgrade;
+    '' '';
+  }
   upstream origins {
 ${originPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
     keepalive 64;
@@ -268,7 +284,8 @@ ${originPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
     location / {
       proxy_pass http://origins;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_request_buffering off;
       proxy_buffer_size 16k;
@@ -293,6 +310,7 @@ defaults
   timeout client 65s
   timeout server 65s
   timeout http-keep-alive 65s
+  timeout tunnel 65s
 
 frontend bench
   bind 127.0.0.1:${port}
@@ -396,13 +414,37 @@ function commandVersion(bin, argv) {
 // ---------------------------------------------------------------------------------------------------------------
 // Preflight: each target must really proxy (a fast error page would look like a great result).
 
-async function preflight(name, url) {
+async function preflight(name, url, { websocket = true } = {}) {
   const hello = await fetchText(`${url}/`);
   if (hello.status !== 200 || hello.body !== 'hello') throw new Error(`${name}: GET / answered ${hello.status} ${JSON.stringify(hello.body.slice(0, 80))}`);
   const big = await fetchText(`${url}/64k`);
   if (big.status !== 200 || big.body.length !== 64 * 1024) throw new Error(`${name}: GET /64k answered ${big.status} with ${big.body.length} bytes`);
   const up = await fetchText(`${url}/upload`, { method: 'POST', body: Buffer.alloc(1024 * 1024, 'b'), headers: { 'content-type': 'application/octet-stream' } });
   if (up.status !== 200 || up.headers.get('x-received') !== String(1024 * 1024)) throw new Error(`${name}: POST /upload answered ${up.status}, x-received ${up.headers.get('x-received')}`);
+  if (websocket) await wsPreflight(name, url);
+}
+
+/** A WebSocket to /ws must echo a message through the target. */
+async function wsPreflight(name, url) {
+  const { default: WebSocket } = await import('ws');
+  await new Promise((resolve, reject) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/ws', { perMessageDeflate: false });
+    const timer = setTimeout(() => fail(new Error('no echo within 5 s')), 5000);
+    const fail = (err) => {
+      clearTimeout(timer);
+      ws.terminate();
+      reject(new Error(`${name}: WebSocket /ws: ${err.message}`));
+    };
+    ws.once('error', fail);
+    ws.once('unexpected-response', (_req, res) => fail(new Error(`answered ${res.statusCode}`)));
+    ws.once('open', () => ws.send('ping'));
+    ws.once('message', (data) => {
+      clearTimeout(timer);
+      ws.close();
+      if (String(data) === 'ping') resolve();
+      else reject(new Error(`${name}: WebSocket /ws echoed ${JSON.stringify(String(data))}`));
+    });
+  });
 }
 
 async function fetchText(url, init = {}) {
@@ -432,6 +474,39 @@ function newConnClient() {
   return wrkBin ? 'wrk' : 'node';
 }
 
+/** The TCP relay scenario: bench/tcp.mjs in a child, its medians read back from --json. */
+const TCP_SCENARIO = 'tcp-relay';
+
+async function runTcpBench() {
+  const file = path.join(tmpDir, 'tcp.json');
+  const argv = [path.join(HERE, 'tcp.mjs'), '--runs', '3', '--json', file];
+  log(`\n== ${TCP_SCENARIO}: node ${argv.map((a) => (a === file ? 'FILE' : path.relative(ROOT, a) || a)).join(' ')}`);
+  const cp = track(spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] }), 'tcp');
+  let out = '';
+  cp.stdout.on('data', (c) => (out += c));
+  const [code] = await new Promise((resolve) => cp.once('exit', (...a) => resolve(a)));
+  if (code !== 0 || !existsSync(file)) {
+    log(`  tcp relay bench failed (exit ${code})`);
+    return { failed: `bench/tcp.mjs exited ${code}` };
+  }
+  const result = JSON.parse(readFileSync(file, 'utf8'));
+  const table = tcpTable(result);
+  process.stdout.write(`\n### ${TCP_SCENARIO}\n\n${table}\n`);
+  return { ...result, table, printed: out };
+}
+
+function tcpTable(result) {
+  const ballast = result.targets.find((t) => t.name.startsWith('ballast'));
+  const head = ['target', 'relay MB/s', 'MB/s each round', 'connections/s', 'conn/s each round', 'churn p50 ms', 'churn p99 ms', 'failed', 'Ballast MB/s ÷ this', 'Ballast conn/s ÷ this'];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_h, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
+  for (const t of result.targets) {
+    const own = t === ballast;
+    lines.push(`| ${t.name} | ${fmtInt(t.mbps)}${t.complete ? '' : '*'} | ${t.runs.map((r) => fmtInt(r.mbps)).join(' / ')} | ${fmtInt(t.perSecond)} | ${t.runs.map((r) => fmtInt(r.perSecond)).join(' / ')} | ${fmtMs(t.p50)} | ${fmtMs(t.p99)} | ${t.failed} | ${own ? '1.00×' : fmtRatio(ballast.mbps / t.mbps)} | ${own ? '1.00×' : fmtRatio(ballast.perSecond / t.perSecond)} |`);
+  }
+  if (result.targets.some((t) => !t.complete)) lines.push('', '* a stream stopped at the time limit; MB/s over what arrived');
+  return lines.join('\n');
+}
+
 function loadJob(scenario, url) {
   return {
     kind: scenario.kind,
@@ -449,6 +524,9 @@ function loadJob(scenario, url) {
 function loadCommand(scenario) {
   if (scenario.kind === 'newconn' && newConnClient() === 'wrk') {
     return `wrk -t1 -c${scenario.connections} -d${DURATION}s --latency -H "Connection: close" URL${scenario.path}  (after a ${WARMUP}s warm-up run)`;
+  }
+  if (scenario.kind === 'ws') {
+    return `bench/load.mjs WebSocket client (ws, no compression): ${scenario.connections} connections to URL${scenario.path}, each sending a 32-byte message and waiting for its echo before the next, for ${DURATION}s (after a ${WARMUP}s warm-up run)`;
   }
   if (scenario.kind === 'newconn') {
     return `bench/load.mjs new-connection client: ${scenario.connections} concurrent loops of http.request({ agent: false, headers: { connection: 'close' } }) ${scenario.method} ${scenario.path}, ${DURATION}s or ${NEWCONN_MAX} requests (after ${WARMUP}s warm-up)`;
@@ -672,14 +750,14 @@ function writeResultsMd(report) {
   lines.push('');
   lines.push('## Method', '');
   lines.push(
-    '- Three origins (node:http, each its own process, 127.0.0.1): `GET /` answers `hello` with Content-Length, `GET /64k` 64 KiB, `POST /upload` drains the body and answers `ok`.',
+    '- Three origins (node:http, each its own process, 127.0.0.1): `GET /` answers `hello` with Content-Length, `GET /64k` 64 KiB, `POST /upload` drains the body and answers `ok`, `GET /ws` is a WebSocket (ws) that echoes every message.',
     '- Each proxy runs in its own process and balances round-robin over the three origins with keep-alive upstream connections. Ballast runs compiled from `dist/` with access log off and metrics on (the `access-log` scenario adds a second Ballast with it on, writing to a file). `direct` is origin 1 with no proxy: the ceiling of this load generator on this machine.',
     '- The load generator runs in a fresh process per measurement (autocannon programmatically; the new-connection scenario uses wrk `-H "Connection: close"` when wrk is on PATH, else a node:http client with `agent: false`).',
     '- Every target gets a preflight (`GET /`, `GET /64k`, 1 MiB `POST /upload` must come back intact through it) before it is measured.',
     `- The load generator, the proxy and the origins share the machine's ${m.cores} cores, so absolute numbers are low and relative ones are what matter: a proxy that uses less CPU leaves more for the others. "Ballast req/s ÷ this" above 1 means Ballast is faster; "Ballast p99 ÷ this" below 1 means Ballast's tail latency is lower.`,
     '- "proxy CPU µs/req" is the CPU time (user + system, from /proc) the proxy process and its children used during the measured seconds, divided by the requests answered; "proxy cores" is the same time over the wall time (1.00 = one core busy all the time). NGINX and HAProxy are single-threaded here, Node is one event loop plus helper threads. This is the number that survives a noisy machine best.',
     `- Each run also measures CPU used by processes outside the benchmark (from /proc/stat); a run where that exceeded ${FOREIGN_LIMIT} cores is marked †. BENCH_QUIET_WAIT=${report.settings.quietWait} (seconds to wait for a quiet machine before each run, and to re-measure a disturbed run once).`,
-    '- NGINX: 1 worker, `upstream keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection ""`, `access_log off`, `proxy_request_buffering off`, `keepalive_requests 1000000` (its default of 1000 would close client connections mid-run). HAProxy: `nbthread 1`, `mode http`, `http-reuse always`, `balance roundrobin`, `option forwardfor`, no logging. Both configs are in bench/results/latest.json.',
+    '- NGINX: 1 worker, `upstream keepalive 64`, `proxy_http_version 1.1`, `Connection ""` to the origins (`upgrade` for a WebSocket handshake, through a `map`), `access_log off`, `proxy_request_buffering off`, `keepalive_requests 1000000` (its default of 1000 would close client connections mid-run). HAProxy: `nbthread 1`, `mode http`, `http-reuse always`, `balance roundrobin`, `option forwardfor`, `timeout tunnel 65s` (WebSockets), no logging. Both configs are in bench/results/latest.json.',
     '',
   );
   lines.push('## Results', '');
@@ -687,6 +765,14 @@ function writeResultsMd(report) {
     lines.push(`### ${s.name}: ${s.title}`, '');
     lines.push(s.table, '');
     if (s.note) lines.push(s.note, '');
+  }
+  if (report.tcp !== undefined) {
+    lines.push(`### ${TCP_SCENARIO}: layer 4, one ${(report.tcp.settings?.bytes ?? 0) / 1024 ** 3} GiB stream and ${report.tcp.settings?.churn} short connections (bench/tcp.mjs)`, '');
+    if (report.tcp.failed) lines.push(`failed: ${report.tcp.failed}`, '');
+    else {
+      lines.push(report.tcp.table, '');
+      lines.push(`Medians of ${report.tcp.settings.runs} rounds, targets interleaved. Throughput: one connection, the origin streams as fast as the client reads; MB/s from connect to the last byte. Churn: ${report.tcp.settings.concurrency} clients in a loop of connect, 32-byte echo, close. HAProxy runs \`mode tcp\` with one thread (it splices: the bytes never reach user space); "node:net pipeline" is the least a Node relay can do (two \`stream.pipeline\`s, no features), a reference for what Node itself costs. Ballast runs its TcpListener with the access log off.`, '');
+    }
   }
   lines.push('## Profile', '', 'Where Ballast spends its CPU under the small-GET load: bench/PROFILE.md (`npm run build && node bench/run.js --profile`).', '');
   if (report.notes.length > 0) {
@@ -723,7 +809,8 @@ function warnIfDistStale() {
 async function benchmark() {
   warnIfDistStale();
   const selected = SCENARIOS.filter((s) => args.only === undefined || args.only.includes(s.name));
-  if (selected.length === 0) throw new Error(`--only matched no scenario; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  const withTcp = args.only === undefined || args.only.includes(TCP_SCENARIO);
+  if (selected.length === 0 && !withTcp) throw new Error(`--only matched no scenario; known: ${[...SCENARIOS.map((s) => s.name), TCP_SCENARIO].join(', ')}`);
   const targetsFor = (s) =>
     TARGETS.filter((t) => (s.targets ? s.targets.includes(t.name) : !t.onlyNamed))
       .map((t) => t.name)
@@ -746,7 +833,7 @@ async function benchmark() {
           notes.push(`${name} skipped: ${t.skipped}`);
         } else {
           try {
-            await preflight(name, t.url);
+            await preflight(name, t.url, { websocket: name !== 'undici-minimal' });
             if (t.adminPort !== undefined) await checkBallastMetrics(t.adminPort);
           } catch (err) {
             await t.stop();
@@ -805,6 +892,14 @@ async function benchmark() {
       scenarios.push({ name: s.name, title: s.title, note: s.note, command: loadCommand(s), connections: s.connections, table, rows, ratios: ratios(s, rows) });
     }
 
+    let tcp;
+    if (withTcp) {
+      // The HTTP targets and origins go first: the relay gets the machine to itself (bench/tcp.mjs starts its own).
+      await Promise.all(Object.values(targets).map((t) => t.stop?.()));
+      await Promise.all(origins.map((o) => stopChild(o.cp)));
+      tcp = await runTcpBench();
+    }
+
     const report = {
       date: new Date().toISOString(),
       machine: machine(),
@@ -815,11 +910,13 @@ async function benchmark() {
       settings: { duration: DURATION, warmup: WARMUP, prewarm: PREWARM, newConnMax: NEWCONN_MAX, newConnClient: newConnClient(), quietWait: QUIET_WAIT, foreignLimitCores: FOREIGN_LIMIT },
       targets: Object.fromEntries(Object.entries(targets).map(([n, t]) => [n, { url: t.url, info: t.info, skipped: t.skipped, failed: t.failed, config: t.config?.replaceAll(tmpDir, '$BENCH_TMP') }])),
       scenarios: scenarios.map((s) => ({ ...s })),
+      tcp,
       notes,
     };
     mkdirSync(RESULTS_DIR, { recursive: true });
     const jsonFile = path.join(RESULTS_DIR, filtered ? 'filtered.json' : 'latest.json');
-    writeFileSync(jsonFile, JSON.stringify({ ...report, scenarios: report.scenarios.map(({ table, ...rest }) => rest) }, null, 2) + '\n');
+    const tcpData = report.tcp === undefined ? undefined : (({ table, printed, ...rest }) => rest)(report.tcp);
+    writeFileSync(jsonFile, JSON.stringify({ ...report, scenarios: report.scenarios.map(({ table, ...rest }) => rest), tcp: tcpData }, null, 2) + '\n');
     if (!filtered) writeResultsMd(report);
     log(`\nwrote ${path.relative(ROOT, jsonFile)}${filtered ? ' (filtered run: bench/RESULTS.md left as it was)' : ' and bench/RESULTS.md'}`);
   } finally {
@@ -979,6 +1076,7 @@ async function render() {
     s.table = scenarioTable(def, s.rows);
     process.stdout.write(`\n### ${s.name}: ${s.title}\n\n${s.table}\n`);
   }
+  if (report.tcp !== undefined && !report.tcp.failed) report.tcp.table = tcpTable(report.tcp);
   writeResultsMd(report);
   log('\nwrote bench/RESULTS.md from bench/results/latest.json');
 }

@@ -1,5 +1,6 @@
 /**
- * Peer: http-proxy (node-http-proxy) with a keep-alive agent, round-robin over BENCH_ORIGINS, in its own process.
+ * Peer: http-proxy (node-http-proxy) with a keep-alive agent, round-robin over BENCH_ORIGINS, in its own process;
+ * WebSocket upgrades through `proxy.ws`, round-robin too.
  */
 import http from 'node:http';
 import httpProxy from 'http-proxy';
@@ -18,6 +19,12 @@ const server = http.createServer((req, res) => {
   const target = origins[next];
   next = (next + 1) % origins.length;
   proxy.web(req, res, { target });
+});
+server.on('upgrade', (req, socket, head) => {
+  socket.on('error', () => {});
+  const target = origins[next];
+  next = (next + 1) % origins.length;
+  proxy.ws(req, socket, head, { target });
 });
 server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: server.address().port }));

@@ -5,12 +5,14 @@
  * any Node relay costs), and straight to the origin, in one run on 127.0.0.1.
  *
  *   npx tsc -p tsconfig.build.json && node bench/tcp.mjs [--bytes 2GiB] [--churn 5000] [--concurrency 16]
- *     [--time 20] [--runs 3] [--access-log] [--pin]
+ *     [--time 20] [--runs 3] [--access-log] [--pin] [--json FILE]
  *
  * - throughput: one connection; the origin streams `--bytes` (2 GiB) as fast as the client reads; MB/s = bytes /
  *   time from connect to the last byte. Stopped at `--time` seconds, and the figure is taken over what arrived.
  * - churn: `--concurrency` clients in a loop of connect, 32-byte echo, close, until `--churn` connections or
  *   `--time` seconds; connections/s and the p50/p99 of one cycle.
+ *
+ * --json FILE writes the medians and every round as JSON (bench/run.js runs this script as its `tcp-relay` scenario).
  *
  * Processes: the origin, Ballast and HAProxy each run in their own process, the load generator in this one, so no
  * two of them share an event loop; with --pin (and `taskset`) the proxies get a CPU to themselves (see cpuPlan). Targets are
@@ -30,7 +32,7 @@ const SELF = fileURLToPath(import.meta.url);
 const HOST = '127.0.0.1';
 
 function parseArgs(argv) {
-  const opts = { bytes: 2 * 1024 ** 3, churn: 5000, concurrency: 16, time: 20, runs: 3, accessLog: false, pin: false };
+  const opts = { bytes: 2 * 1024 ** 3, churn: 5000, concurrency: 16, time: 20, runs: 3, accessLog: false, pin: false, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
@@ -41,6 +43,7 @@ function parseArgs(argv) {
     else if (a === '--runs') opts.runs = Number(next());
     else if (a === '--access-log') opts.accessLog = true;
     else if (a === '--pin') opts.pin = true;
+    else if (a === '--json') opts.json = next();
     else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -399,6 +402,11 @@ async function main() {
     for (const c of cleanups.reverse()) await c();
   }
   report(targets);
+  if (opts.json !== undefined) {
+    const summary = (t) => ({ name: t.name, ...t.summary, complete: t.runs.every((x) => x.t.complete), failed: t.runs.reduce((n, x) => n + x.c.failures, 0), rss: t.rss, runs: t.runs.map((x) => ({ mbps: x.t.mbps, perSecond: x.c.perSecond })) });
+    const settings = { bytes: opts.bytes, churn: opts.churn, concurrency: opts.concurrency, runs: opts.runs, time: opts.time, accessLog: opts.accessLog, pin: plan !== undefined };
+    writeFileSync(opts.json, JSON.stringify({ settings, targets: targets.map(summary) }, null, 2) + '\n');
+  }
 }
 
 function report(targets) {
