@@ -94,12 +94,15 @@ describe('chaos', () => {
   it('origin killed with SIGKILL under load: zero failed client requests', async () => {
     const procs = await Promise.all(['a', 'b', 'c'].map((n) => spawnOrigin(n)));
     // Default retry policy and budget: a third of the requests in flight fail at the same instant, and the jittered
-    // backoff spreads their retries so the budget (counted when retries are sent) covers them.
+    // backoff spreads their retries so the budget (counted when retries are sent) covers them. 24 clients put ~8
+    // requests on the killed origin, under the budget's floor of 10 concurrent retries; with 30 the burst was the
+    // floor's exact size, and a split skewed by a busy machine failed one request in ~20 suite runs with a 503
+    // budget overflow — which is the budget doing its job, as Envoy's would.
     const b = await ballast(simpleConfig(procs.map((p) => p.address), '    retry: { attempts: 3, per_try_timeout: 1s }').replace('access_log: true', 'access_log: false'));
     const agent = client();
     const heap = heapNow();
     const killer = setTimeout(() => procs[1]!.child.kill('SIGKILL'), 800);
-    const results = await load(agent, b.url('/load'), 30, 2500);
+    const results = await load(agent, b.url('/load'), 24, 2500);
     clearTimeout(killer);
     expect(procs[1]!.child.signalCode).toBe('SIGKILL');
     const failed = results.filter((r) => r.status !== 200);
