@@ -272,6 +272,26 @@ describe('admin', () => {
     expect(metrics).toMatch(/ballast_upstream_server_healthy\{upstream="pool",server="127\.0\.0\.1:\d+"\} 1/);
     expect(metrics).toMatch(/ballast_upstream_attempts_total\{upstream="pool",server="127\.0\.0\.1:\d+",outcome="2xx"\} 1/);
   });
+
+  it('counts open client connections per listener, up while they are open and down when they close', async () => {
+    const [o] = await origins(1);
+    const b = await ballast(simpleConfig([o!.address]));
+    const active = async () => /ballast_active_connections\{listener="web"\} (\d+)/.exec((await get(`http://127.0.0.1:${b.adminPort}/metrics`)).body)?.[1];
+    expect(await active()).toBe('0');
+    const sockets = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const s = connect(b.port, '127.0.0.1');
+        await once(s, 'connect');
+        return s;
+      }),
+    );
+    await waitFor(async () => (await active()) === '3');
+    sockets[0]!.destroy();
+    sockets[1]!.end();
+    await waitFor(async () => (await active()) === '1');
+    sockets[2]!.destroy();
+    await waitFor(async () => (await active()) === '0');
+  });
 });
 
 describe('graceful shutdown', () => {

@@ -12,6 +12,11 @@ export interface HotCell {
   pending: number;
 }
 
+/** A gauge cell the data path moves with `value++` / `value--`; the gauge's `collect` reads it when scraped. */
+export interface LevelCell {
+  value: number;
+}
+
 export interface LabelledCell<L extends string> {
   readonly labels: Record<L, string>;
   readonly cell: HotCell;

@@ -6,9 +6,9 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Upstream } from '../upstream/upstream.js';
-import { flushCells, HotHistogram, registerHotHistograms, type HotCell, type LabelledCell } from './hot-metrics.js';
+import { flushCells, HotHistogram, registerHotHistograms, type HotCell, type LabelledCell, type LevelCell } from './hot-metrics.js';
 
-export type { HotCell };
+export type { HotCell, LevelCell };
 
 const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
@@ -31,7 +31,8 @@ export class Metrics {
   readonly retriesSkipped: Counter<'upstream' | 'reason'>;
   readonly ejections: Counter<'upstream' | 'server' | 'reason'>;
   readonly overflows: Counter<'upstream' | 'limit'>;
-  readonly activeConnections: Gauge<'listener'>;
+  /** Open client connections per listener name, HTTP and TCP alike; read by `ballast_active_connections`. */
+  readonly #openConnections = new Map<string, LevelCell>();
   readonly healthChecks: Counter<'upstream' | 'server' | 'result'>;
   readonly healthCheckFailures: Counter<'upstream' | 'server' | 'reason'>;
   readonly badRequests: Counter<'listener' | 'reason'>;
@@ -63,7 +64,16 @@ export class Metrics {
     this.retriesSkipped = new Counter({ name: 'ballast_retries_skipped_total', help: 'Failures that retry_on covered but were not retried, and why.', labelNames: ['upstream', 'reason'], registers });
     this.ejections = new Counter({ name: 'ballast_outlier_ejections_total', help: 'Servers ejected by passive outlier detection.', labelNames: ['upstream', 'server', 'reason'], registers });
     this.overflows = new Counter({ name: 'ballast_circuit_overflows_total', help: 'Requests refused because a circuit-breaker limit was reached.', labelNames: ['upstream', 'limit'], registers });
-    this.activeConnections = new Gauge({ name: 'ballast_active_connections', help: 'Open client connections per listener.', labelNames: ['listener'], registers });
+    new Gauge({
+      name: 'ballast_active_connections',
+      help: 'Open client connections per listener.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [listener, cell] of self.#openConnections) this.set({ listener }, cell.value);
+      },
+    });
     this.healthChecks = new Counter({ name: 'ballast_health_checks_total', help: 'Active health-check probes, by result (success or failure).', labelNames: ['upstream', 'server', 'result'], registers });
     this.healthCheckFailures = new Counter({
       name: 'ballast_health_check_failures_total',
@@ -112,6 +122,16 @@ export class Metrics {
   /** The upstreams whose state the scrape-time gauges read. */
   track(upstreams: readonly Upstream[]): void {
     this.#upstreams = upstreams;
+  }
+
+  /**
+   * The open-connection count of one listener. A listener that is reloaded (or replaced under the same name) gets
+   * the same cell, so connections still open from before are counted until they close.
+   */
+  openConnections(listener: string): LevelCell {
+    let cell = this.#openConnections.get(listener);
+    if (cell === undefined) this.#openConnections.set(listener, (cell = { value: 0 }));
+    return cell;
   }
 
   /** The cell for one (upstream, server, outcome): the data path adds to `pending`, the scrape moves it over. */

@@ -70,16 +70,18 @@ export class HttpListener {
       socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
-    const gauge = deps.metrics.activeConnections.labels({ listener: config.name });
+    // Per connection: a Set entry and a count the scrape reads (a prom-client gauge child would turn its labels into
+    // a key on every inc and dec). A socket closes once, so `on` (`once` allocates a wrapper per connection).
+    const open = deps.metrics.openConnections(config.name);
     const connections = this.#connections;
     const onClose = function (this: Socket): void {
       connections.delete(this);
-      gauge.dec();
+      open.value--;
     };
     this.server.on('connection', (socket: Socket) => {
       connections.add(socket);
-      gauge.inc();
-      socket.once('close', onClose);
+      open.value++;
+      socket.on('close', onClose);
     });
   }
 

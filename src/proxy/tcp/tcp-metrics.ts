@@ -2,16 +2,19 @@
  * Layer-4 metrics, registered on the shared registry (`metrics.registry`) beside the HTTP ones.
  *
  * Labels stay bounded (design.md "Admin contract"): listener, upstream, server address, direction and the end
- * reasons listed in END_REASONS; never a client address or port. Each listener holds pre-resolved label children,
- * so recording is a field update. Bytes are counted from the sockets' own counters when a connection closes, which
- * costs nothing per chunk; a long-lived connection's bytes therefore show up when it ends.
+ * reasons listed in END_REASONS; never a client address or port. As on the HTTP path (admin/hot-metrics.ts), a
+ * connection records into plain cells its listener resolved once, and the scrape moves them into prom-client: a
+ * labelled prom-client child turns its labels into a key on every call, and a connection made about nine of them.
+ * Bytes are counted from the sockets' own counters when a connection closes, which costs nothing per chunk; a
+ * long-lived connection's bytes therefore show up when it ends.
  *
  * The contract's `ballast_active_connections{listener}` and `ballast_upstream_attempts_total{upstream,server,outcome}`
  * are fed too, so a dashboard built on them sees TCP listeners like HTTP ones (attempt outcomes: `connected` or
  * `connect-failure`).
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Metrics } from '../../admin/metrics.js';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { HotCell, LevelCell, Metrics } from '../../admin/metrics.js';
+import { flushCells, HotHistogram, registerHotHistograms, type LabelledCell } from '../../admin/hot-metrics.js';
 
 /** How a connection ended: the `end` label of ballast_tcp_connections_closed_total and the access log's `end`. */
 export const END_REASONS = [
@@ -30,29 +33,90 @@ export const END_REASONS = [
 
 export type EndReason = (typeof END_REASONS)[number];
 
-/** The metric objects of one registry, created once per Metrics. */
+const DURATION_BUCKETS = [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
+
+/** The cells of one listener name; a reloaded listener gets the same ones, so its series carry on. */
+interface ListenerCells {
+  readonly connections: HotCell;
+  readonly active: LevelCell;
+  readonly closed: ReadonlyMap<EndReason, HotCell>;
+  readonly bytesIn: HotCell;
+  readonly bytesOut: HotCell;
+  readonly duration: HotHistogram;
+}
+
+/** The metric families of one registry, created once per Metrics, and every listener's cells. */
 class TcpMetricSet {
-  readonly connections: Counter<'listener'>;
-  readonly active: Gauge<'listener'>;
-  readonly closed: Counter<'listener' | 'end'>;
-  readonly bytes: Counter<'listener' | 'direction'>;
   readonly connectFailures: Counter<'upstream' | 'server'>;
-  readonly duration: Histogram<'listener'>;
+  readonly #listeners = new Map<string, ListenerCells>();
+  readonly #connections: LabelledCell<'listener'>[] = [];
+  readonly #closed: LabelledCell<'listener' | 'end'>[] = [];
+  readonly #bytes: LabelledCell<'listener' | 'direction'>[] = [];
+  readonly #durations: HotHistogram[] = [];
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.connections = new Counter({ name: 'ballast_tcp_connections_total', help: 'TCP connections accepted, by listener (refusals at the listener limit excluded).', labelNames: ['listener'], registers });
-    this.active = new Gauge({ name: 'ballast_tcp_active_connections', help: 'TCP client connections open, by listener.', labelNames: ['listener'], registers });
-    this.closed = new Counter({ name: 'ballast_tcp_connections_closed_total', help: 'TCP connections ended, by listener and how they ended.', labelNames: ['listener', 'end'], registers });
-    this.bytes = new Counter({ name: 'ballast_tcp_bytes_total', help: 'Bytes relayed, by listener; direction "in" is client to server, "out" server to client. Counted when a connection closes.', labelNames: ['listener', 'direction'], registers });
-    this.connectFailures = new Counter({ name: 'ballast_tcp_connect_failures_total', help: 'Failed or timed-out connects to each server.', labelNames: ['upstream', 'server'], registers });
-    this.duration = new Histogram({
-      name: 'ballast_tcp_connection_duration_seconds',
-      help: 'Time from accept to close of TCP client connections.',
+    const self = this;
+    new Counter({
+      name: 'ballast_tcp_connections_total',
+      help: 'TCP connections accepted, by listener (refusals at the listener limit excluded).',
       labelNames: ['listener'],
-      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
       registers,
+      collect() {
+        flushCells(this, self.#connections);
+      },
     });
+    new Gauge({
+      name: 'ballast_tcp_active_connections',
+      help: 'TCP client connections open, by listener.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [listener, cells] of self.#listeners) this.set({ listener }, cells.active.value);
+      },
+    });
+    new Counter({
+      name: 'ballast_tcp_connections_closed_total',
+      help: 'TCP connections ended, by listener and how they ended.',
+      labelNames: ['listener', 'end'],
+      registers,
+      collect() {
+        flushCells(this, self.#closed);
+      },
+    });
+    new Counter({
+      name: 'ballast_tcp_bytes_total',
+      help: 'Bytes relayed, by listener; direction "in" is client to server, "out" server to client. Counted when a connection closes.',
+      labelNames: ['listener', 'direction'],
+      registers,
+      collect() {
+        flushCells(this, self.#bytes);
+      },
+    });
+    this.connectFailures = new Counter({ name: 'ballast_tcp_connect_failures_total', help: 'Failed or timed-out connects to each server.', labelNames: ['upstream', 'server'], registers });
+    registerHotHistograms(registry, 'ballast_tcp_connection_duration_seconds', 'Time from accept to close of TCP client connections.', this.#durations);
+  }
+
+  cellsFor(listener: string): ListenerCells {
+    let cells = this.#listeners.get(listener);
+    if (cells !== undefined) return cells;
+    const connections: HotCell = { pending: 0 };
+    this.#connections.push({ labels: { listener }, cell: connections });
+    const closed = new Map<EndReason, HotCell>();
+    for (const end of END_REASONS) {
+      const cell: HotCell = { pending: 0 };
+      closed.set(end, cell);
+      this.#closed.push({ labels: { listener, end }, cell });
+    }
+    const bytesIn: HotCell = { pending: 0 };
+    const bytesOut: HotCell = { pending: 0 };
+    this.#bytes.push({ labels: { listener, direction: 'in' }, cell: bytesIn }, { labels: { listener, direction: 'out' }, cell: bytesOut });
+    const duration = new HotHistogram(DURATION_BUCKETS, { listener });
+    this.#durations.push(duration);
+    cells = { connections, active: { value: 0 }, closed, bytesIn, bytesOut, duration };
+    this.#listeners.set(listener, cells);
+    return cells;
   }
 }
 
@@ -63,13 +127,10 @@ export class TcpListenerMetrics {
   readonly #set: TcpMetricSet;
   readonly #metrics: Metrics;
   readonly #upstream: string;
-  readonly #connections: Counter.Internal;
-  readonly #active: Gauge.Internal<'listener'>;
-  readonly #sharedActive: Gauge.Internal<'listener'>;
-  readonly #bytesIn: Counter.Internal;
-  readonly #bytesOut: Counter.Internal;
-  readonly #duration: Histogram.Internal<'listener'>;
-  readonly #closed = new Map<EndReason, Counter.Internal>();
+  readonly #cells: ListenerCells;
+  readonly #sharedActive: LevelCell;
+  /** Per server address: its `connected` and `connect-failure` attempt cells. */
+  readonly #attempts = new Map<string, { connected: HotCell; failed: HotCell }>();
 
   constructor(metrics: Metrics, listener: string, upstream: string) {
     let set = sets.get(metrics);
@@ -80,38 +141,44 @@ export class TcpListenerMetrics {
     this.#set = set;
     this.#metrics = metrics;
     this.#upstream = upstream;
-    this.#connections = set.connections.labels({ listener });
-    this.#active = set.active.labels({ listener });
-    this.#sharedActive = metrics.activeConnections.labels({ listener });
-    this.#bytesIn = set.bytes.labels({ listener, direction: 'in' });
-    this.#bytesOut = set.bytes.labels({ listener, direction: 'out' });
-    this.#duration = set.duration.labels({ listener });
-    for (const end of END_REASONS) this.#closed.set(end, set.closed.labels({ listener, end }));
+    this.#cells = set.cellsFor(listener);
+    this.#sharedActive = metrics.openConnections(listener);
   }
 
   opened(): void {
-    this.#connections.inc();
-    this.#active.inc();
-    this.#sharedActive.inc();
+    this.#cells.connections.pending++;
+    this.#cells.active.value++;
+    this.#sharedActive.value++;
   }
 
   /** A connection accepted by `opened` ended. */
   closed(end: EndReason, bytesIn: number, bytesOut: number, seconds: number): void {
-    this.#active.dec();
-    this.#sharedActive.dec();
-    this.#closed.get(end)!.inc();
-    if (bytesIn > 0) this.#bytesIn.inc(bytesIn);
-    if (bytesOut > 0) this.#bytesOut.inc(bytesOut);
-    this.#duration.observe(seconds);
+    const cells = this.#cells;
+    cells.active.value--;
+    this.#sharedActive.value--;
+    cells.closed.get(end)!.pending++;
+    cells.bytesIn.pending += bytesIn;
+    cells.bytesOut.pending += bytesOut;
+    cells.duration.observe(seconds);
   }
 
   /** Refused at accept (listener limit): never opened. */
   refused(end: EndReason): void {
-    this.#closed.get(end)!.inc();
+    this.#cells.closed.get(end)!.pending++;
   }
 
   attempt(server: string, ok: boolean): void {
-    if (!ok) this.#set.connectFailures.inc({ upstream: this.#upstream, server });
-    this.#metrics.attempts.inc({ upstream: this.#upstream, server, outcome: ok ? 'connected' : 'connect-failure' });
+    let cells = this.#attempts.get(server);
+    if (cells === undefined) {
+      cells = { connected: this.#metrics.attemptCell(this.#upstream, server, 'connected'), failed: this.#metrics.attemptCell(this.#upstream, server, 'connect-failure') };
+      this.#attempts.set(server, cells);
+    }
+    if (ok) {
+      cells.connected.pending++;
+      return;
+    }
+    cells.failed.pending++;
+    // Rare, so recorded directly.
+    this.#set.connectFailures.inc({ upstream: this.#upstream, server });
   }
 }

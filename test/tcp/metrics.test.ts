@@ -1,0 +1,58 @@
+// The layer-4 metrics record into cells that the scrape reads: what a connection records must come out of
+// /metrics in the same series a labelled prom-client metric would have used, across reloads too.
+import { describe, expect, it } from 'vitest';
+import { Metrics } from '../../src/admin/metrics.js';
+import { TcpListenerMetrics } from '../../src/proxy/tcp/tcp-metrics.js';
+
+async function scrape(metrics: Metrics): Promise<string> {
+  return metrics.registry.metrics();
+}
+
+describe('TCP listener metrics', () => {
+  it('moves what connections recorded into the exposition at each scrape, without counting anything twice', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const m = new TcpListenerMetrics(metrics, 'db', 'pool');
+    m.opened();
+    m.opened();
+    m.attempt('127.0.0.1:5432', true);
+    m.attempt('127.0.0.1:5433', false);
+    let text = await scrape(metrics);
+    expect(text).toContain('ballast_tcp_connections_total{listener="db"} 2');
+    expect(text).toContain('ballast_tcp_active_connections{listener="db"} 2');
+    expect(text).toContain('ballast_active_connections{listener="db"} 2');
+    expect(text).toContain('ballast_upstream_attempts_total{upstream="pool",server="127.0.0.1:5432",outcome="connected"} 1');
+    expect(text).toContain('ballast_upstream_attempts_total{upstream="pool",server="127.0.0.1:5433",outcome="connect-failure"} 1');
+    expect(text).toContain('ballast_tcp_connect_failures_total{upstream="pool",server="127.0.0.1:5433"} 1');
+
+    m.closed('done', 100, 2000, 0.05);
+    m.refused('listener-limit');
+    text = await scrape(metrics);
+    expect(text).toContain('ballast_tcp_connections_total{listener="db"} 2');
+    expect(text).toContain('ballast_tcp_active_connections{listener="db"} 1');
+    expect(text).toContain('ballast_active_connections{listener="db"} 1');
+    expect(text).toContain('ballast_tcp_connections_closed_total{listener="db",end="done"} 1');
+    expect(text).toContain('ballast_tcp_connections_closed_total{listener="db",end="listener-limit"} 1');
+    expect(text).toContain('ballast_tcp_bytes_total{listener="db",direction="in"} 100');
+    expect(text).toContain('ballast_tcp_bytes_total{listener="db",direction="out"} 2000');
+    expect(text).toContain('ballast_tcp_connection_duration_seconds_bucket{listener="db",le="0.01"} 0');
+    expect(text).toContain('ballast_tcp_connection_duration_seconds_bucket{listener="db",le="0.1"} 1');
+    expect(text).toContain('ballast_tcp_connection_duration_seconds_count{listener="db"} 1');
+    // A third scrape with nothing new in between reads the same totals.
+    expect(await scrape(metrics)).toBe(text);
+  });
+
+  it('keeps one series per listener name when a reload builds the listener again', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const before = new TcpListenerMetrics(metrics, 'db', 'pool');
+    before.opened();
+    before.opened();
+    const after = new TcpListenerMetrics(metrics, 'db', 'pool');
+    after.opened();
+    // A connection opened before the reload closes after it: the count still comes down to what is open.
+    before.closed('done', 1, 1, 0.2);
+    const text = await scrape(metrics);
+    expect(text.match(/^ballast_tcp_connections_total\{listener="db"\} (\d+)$/m)?.[1]).toBe('3');
+    expect(text.match(/^ballast_tcp_active_connections\{listener="db"\} (\d+)$/m)?.[1]).toBe('2');
+    expect(text.match(/^ballast_tcp_connection_duration_seconds_count\{listener="db"\} (\d+)$/m)?.[1]).toBe('1');
+  });
+});
