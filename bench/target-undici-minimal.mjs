@@ -2,7 +2,8 @@
  * Reference, not a peer: the smallest proxy that node:http and undici make possible — the "minimal undici
  * `Pool.dispatch` proxy (no features)" of issue #7's table. One undici Pool per origin, round robin, request and
  * response streamed with backpressure, hop-by-hop `connection` / `keep-alive` / `transfer-encoding` dropped, and
- * nothing else: no health, retries, limits, metrics, logs, X-Forwarded-*, framing checks or timeouts of its own.
+ * nothing else (but releasing the upstream request when the client leaves): no health, retries, limits, metrics, logs,
+ * X-Forwarded-*, framing checks or timeouts of its own.
  * Ballast's distance from it is what all of Ballast's features cost per request; its distance from NGINX is the
  * cost of Node's HTTP server and client themselves.
  */
@@ -24,9 +25,18 @@ class Handler {
     this.req = req;
     this.res = res;
     this.resume = undefined;
+    this.abort = undefined;
     res.on('drain', () => this.resume?.());
+    // The one thing no proxy can leave out: a client that leaves mid-response must release the upstream request.
+    // Without it, a response paused by a gone client's failed write holds its pooled connection forever, and after
+    // a run that closes hundreds of connections mid-request (small-500) the pools are exhausted.
+    res.on('close', () => {
+      if (!res.writableFinished) this.abort?.(new Error('client closed'));
+    });
   }
-  onConnect() {}
+  onConnect(abort) {
+    this.abort = abort;
+  }
   onHeaders(status, raw, resume) {
     this.resume = resume;
     const headers = [];
