@@ -12,7 +12,7 @@
  * are fed too, so a dashboard built on them sees TCP listeners like HTTP ones (attempt outcomes: `connected` or
  * `connect-failure`).
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { HotCell, LevelCell, Metrics } from '../../admin/metrics.js';
 import { flushCells, HotHistogram, registerHotHistograms, type LabelledCell } from '../../admin/hot-metrics.js';
 
@@ -38,7 +38,6 @@ const DURATION_BUCKETS = [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 360
 /** The cells of one listener name; a reloaded listener gets the same ones, so its series carry on. */
 interface ListenerCells {
   readonly connections: HotCell;
-  readonly active: LevelCell;
   readonly closed: ReadonlyMap<EndReason, HotCell>;
   readonly bytesIn: HotCell;
   readonly bytesOut: HotCell;
@@ -54,7 +53,8 @@ class TcpMetricSet {
   readonly #bytes: LabelledCell<'listener' | 'direction'>[] = [];
   readonly #durations: HotHistogram[] = [];
 
-  constructor(registry: Registry) {
+  constructor(metrics: Metrics) {
+    const registry = metrics.registry;
     const registers = [registry];
     const self = this;
     new Counter({
@@ -71,9 +71,10 @@ class TcpMetricSet {
       help: 'TCP client connections open, by listener.',
       labelNames: ['listener'],
       registers,
+      // The contract's ballast_active_connections count, for the listeners that are TCP ones (names are unique).
       collect() {
         this.reset();
-        for (const [listener, cells] of self.#listeners) this.set({ listener }, cells.active.value);
+        for (const listener of self.#listeners.keys()) this.set({ listener }, metrics.openConnections(listener).value);
       },
     });
     new Counter({
@@ -114,7 +115,7 @@ class TcpMetricSet {
     this.#bytes.push({ labels: { listener, direction: 'in' }, cell: bytesIn }, { labels: { listener, direction: 'out' }, cell: bytesOut });
     const duration = new HotHistogram(DURATION_BUCKETS, { listener });
     this.#durations.push(duration);
-    cells = { connections, active: { value: 0 }, closed, bytesIn, bytesOut, duration };
+    cells = { connections, closed, bytesIn, bytesOut, duration };
     this.#listeners.set(listener, cells);
     return cells;
   }
@@ -128,34 +129,33 @@ export class TcpListenerMetrics {
   readonly #metrics: Metrics;
   readonly #upstream: string;
   readonly #cells: ListenerCells;
-  readonly #sharedActive: LevelCell;
+  /** Open connections: `ballast_active_connections`, read by `ballast_tcp_active_connections` too. */
+  readonly #open: LevelCell;
   /** Per server address: its `connected` and `connect-failure` attempt cells. */
   readonly #attempts = new Map<string, { connected: HotCell; failed: HotCell }>();
 
   constructor(metrics: Metrics, listener: string, upstream: string) {
     let set = sets.get(metrics);
     if (set === undefined) {
-      set = new TcpMetricSet(metrics.registry);
+      set = new TcpMetricSet(metrics);
       sets.set(metrics, set);
     }
     this.#set = set;
     this.#metrics = metrics;
     this.#upstream = upstream;
     this.#cells = set.cellsFor(listener);
-    this.#sharedActive = metrics.openConnections(listener);
+    this.#open = metrics.openConnections(listener);
   }
 
   opened(): void {
     this.#cells.connections.pending++;
-    this.#cells.active.value++;
-    this.#sharedActive.value++;
+    this.#open.value++;
   }
 
   /** A connection accepted by `opened` ended. */
   closed(end: EndReason, bytesIn: number, bytesOut: number, seconds: number): void {
     const cells = this.#cells;
-    cells.active.value--;
-    this.#sharedActive.value--;
+    this.#open.value--;
     cells.closed.get(end)!.pending++;
     cells.bytesIn.pending += bytesIn;
     cells.bytesOut.pending += bytesOut;
