@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { statusDocument, type StatusDocument } from './status.js';
 import type { Upstream } from '../upstream/upstream.js';
+import { listen } from '../util/listen.js';
 
 export interface AdminDeps {
   readonly metrics: Metrics;
@@ -53,13 +54,7 @@ export class AdminServer {
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listen(this.server, host, port);
   }
 
   get port(): number {

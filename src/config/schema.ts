@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { BALANCE_NAMES, type BalanceName } from '../balancer/types.js';
 import { HASH_KEY_PATTERN } from '../balancer/hash-key.js';
+import { isPrime } from '../balancer/maglev.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
 const duration = z.string({ error: 'expected a duration such as 250ms, 2s or 1m' }).transform((text, ctx) => {
@@ -284,12 +285,6 @@ export const configSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: 'an admin listener on a non-loopback address needs a token' });
   }
 });
-
-function isPrime(n: number): boolean {
-  if (n < 2) return false;
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
-  return true;
-}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
