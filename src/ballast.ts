@@ -150,9 +150,10 @@ export class Ballast {
   /**
    * Apply a new, already validated config without dropping a connection: listeners that keep their name, protocol
    * and address keep their socket and switch to the new routes; others are opened or drained and closed. Servers
-   * that stay (same upstream, same address) keep their health — down, ejected, draining or disabled, and their slow
-   * start — so a reload never sends traffic to a server known to be down. Requests in flight finish on the old
-   * pools, which are closed once idle. Reloads run one at a time.
+   * that stay (same upstream, same address) keep their health — down, ejected, draining or disabled, their slow
+   * start and their outlier-detection history (the ejection count that sets how long the next ejection lasts) — so
+   * a reload never sends traffic to a server known to be down. Requests in flight finish on the old pools, which are
+   * closed once idle. Reloads run one at a time.
    */
   reload(next: Config): Promise<void> {
     const run = this.#reloading.then(() => this.#reload(next));
@@ -176,6 +177,7 @@ export class Ballast {
       upstreams.set(u.name, upstream);
     }
     const health = this.#healthService(upstreams);
+    health.inheritFrom(this.health);
     this.#nextHealth = health;
     await health.start();
     if (this.#stopping !== undefined) {

@@ -9,6 +9,8 @@ import type { Origin } from './helpers/origin.js';
 import { freePort, get, startBallast, type TestBallast } from './helpers/ballast.js';
 import { waitFor } from './helpers/wait.js';
 import { parseConfig } from '../src/config/load.js';
+import { poolConfig } from './health/config.js';
+import { logsWith, send } from './health/traffic.js';
 import type { Config } from '../src/config/schema.js';
 
 function yaml(servers: Origin[], extraListener = ''): string {
@@ -131,6 +133,33 @@ ${extra}`;
     await ballast.ballast.reload(config(two(`  - { name: two, servers: [{ address: ${a!.address} }], health_check: { interval: 50ms, timeout: 500ms, healthy_threshold: 1 } }`)));
     await waitFor(async () => (await get(ballast.url('/two'))).status === 200, { timeoutMs: 3000 });
     expect((await get(ballast.url('/'))).status).toBe(200);
+  });
+
+  it('an ejected server stays ejected across a reload, its end is still logged, and its next ejection lasts twice as long', async () => {
+    const [a, b] = await origins(2);
+    a!.mode = { status: 500 };
+    const base = 300;
+    // interval 60s: no decay of the ejection count during the test; no retry, so every 500 reaches the detector once.
+    const text = poolConfig({
+      servers: [a!, b!],
+      upstream: `    outlier_detection: { consecutive_failures: 2, consecutive_gateway_failures: 0, base_ejection_time: ${base}ms, max_ejection_time: 10s, max_ejection_percent: 50%, interval: 60s }
+    retry: { attempts: 1 }`,
+    });
+    const ballast = await startBallast(text);
+    onCleanup(() => ballast.stop());
+    const ejections = () => logsWith(ballast, 'server ejected');
+    const host = () => ballast.ballast.upstreams.get('pool')!.host(a!.address)!;
+    while (ejections().length === 0) await send(ballast);
+    expect(ejections()[0]).toMatchObject({ server: a!.address, ejections: 1 });
+
+    await ballast.ballast.reload(config(text));
+    expect(host().state(performance.now())).toBe('ejected');
+    await waitFor(() => logsWith(ballast, 'server ejection ended').length === 1, { what: 'the end of the ejection, logged after the reload' });
+    while (ejections().length === 1) await send(ballast);
+    const second = ejections()[1]!;
+    expect(second).toMatchObject({ server: a!.address, ejections: 2 });
+    expect(second.ejectedForMs).toBeGreaterThanOrEqual(2 * base);
+    expect(logsWith(ballast, 'server ejection ended')).toHaveLength(1);
   });
 
   it('refuses a reload whose new listener cannot bind, and changes nothing', async () => {

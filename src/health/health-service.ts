@@ -117,6 +117,22 @@ export class HealthService {
     for (const d of this.#detectors.values()) d.stop();
   }
 
+  /**
+   * After a reload: take over the outlier-detection state of the servers that stay (same upstream, same address)
+   * from the service this one replaces. Their flags and ejections came with the hosts (Host.inheritState).
+   */
+  inheritFrom(previous: HealthService): void {
+    for (const [upstream, detector] of this.#detectors) {
+      const before = previous.#upstreams.get(upstream.name);
+      const previousDetector = before === undefined ? undefined : previous.#detectors.get(before);
+      if (before === undefined || previousDetector === undefined) continue;
+      for (const host of upstream.hosts) {
+        const previousHost = before.host(host.address);
+        if (previousHost !== undefined) detector.inherit(host, previousDetector, previousHost);
+      }
+    }
+  }
+
   /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`). */
   snapshot(): HostHealth[] {
     const out: HostHealth[] = [];

@@ -211,6 +211,30 @@ export class OutlierDetector {
     return true;
   }
 
+  /**
+   * Take over what `previous` (the detector of the config a reload replaces) knows of the same server: its ejection
+   * count, so the backoff does not start over at the base time after every reload; the failure run in progress; and
+   * when its current ejection began, so only a probe started after it ends it early. The host itself already carries
+   * the ejection (Host.inheritState); a timer is set here to report its end, as the old detector's is stopped.
+   */
+  inherit(host: Host, previous: OutlierDetector, previousHost: Host): void {
+    const m = this.#monitors.get(host);
+    const before = previous.#monitors.get(previousHost);
+    if (m === undefined || before === undefined) return;
+    m.ejections = Math.min(before.ejections, maxEjectionCount(this.#times));
+    m.runs = before.runs;
+    m.ejectedAt = before.ejectedAt;
+    m.capped = before.capped;
+    const until = host.ejectedUntil;
+    const left = until - this.#clock();
+    if (left <= 0 || this.#stopped) return;
+    this.#timers.clear(m.returnTimer);
+    m.returnTimer = this.#timers.set(() => {
+      m.returnTimer = undefined;
+      if (host.ejectedUntil === until) this.#events.returned(host, false);
+    }, left);
+  }
+
   /** Times `host` has been ejected, decayed (for /status and tests). */
   ejections(host: Host): number {
     return this.#monitors.get(host)?.ejections ?? 0;

@@ -173,6 +173,47 @@ describe('outlier detector', () => {
     }
   });
 
+  it('a reload carries the ejection count, the failure run and the ejection in progress to the new detector', () => {
+    const keys = '    outlier_detection: { consecutive_failures: 2, base_ejection_time: 1s, max_ejection_time: 10s, max_ejection_percent: 100%, uneject_on_active_success: true }';
+    const clock = manualClock();
+    const { timers, advance } = manualTimers(clock);
+    const returned: [Host, boolean][] = [];
+    const ejected: Ejection[] = [];
+    const events = { ejected: (e: Ejection) => ejected.push(e), returned: (h: Host, early: boolean) => returned.push([h, early]), capped() {} };
+    const detector = (u: Upstream) => new OutlierDetector(u.hosts, u.config.outlier_detection!, { clock, random: () => 0, timers, events });
+    const before = upstream(keys, { clock });
+    const old = detector(before);
+    const [a, b] = before.hosts;
+    old.observe(a!, e500);
+    old.observe(a!, e500); // ejected once, for 1s
+    const probeBeforeEjection = clock.now - 1;
+    old.observe(b!, e500); // half a run
+    advance(400);
+
+    const after = upstream(keys, { clock });
+    for (const h of after.hosts) h.inheritState(before.host(h.address)!);
+    const next = detector(after);
+    const [a2, b2] = after.hosts;
+    next.inherit(a2!, old, a!);
+    next.inherit(b2!, old, b!);
+    old.stop();
+    expect(next.ejections(a2!)).toBe(1);
+    // The ejection began before this probe did: the probe says nothing about it.
+    next.activeCheckPassed(a2!, probeBeforeEjection);
+    expect(a2!.state(clock.now)).toBe('ejected');
+    // Its end is still reported, by the new detector (the old one is stopped).
+    advance(600);
+    expect(a2!.state(clock.now)).toBe('healthy');
+    expect(returned).toEqual([[a2, false]]);
+    // The next ejection is the second: twice the base time, not the base time again.
+    next.observe(a2!, e500);
+    next.observe(a2!, e500);
+    expect(ejected.at(-1)).toMatchObject({ host: a2, count: 2, durationMs: 2000 });
+    // The run that began before the reload goes on: one more failure completes it.
+    next.observe(b2!, e500);
+    expect(ejected.at(-1)).toMatchObject({ host: b2, count: 1, reason: 'consecutive_failures' });
+  });
+
   it('stop() clears every timer', () => {
     const clock = manualClock();
     const u = upstream('    outlier_detection: { consecutive_failures: 1, max_ejection_percent: 100% }', { clock });
