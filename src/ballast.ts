@@ -31,6 +31,8 @@ export interface BallastOptions {
   readonly activeChecks?: boolean;
   /** Every health change this instance decides (active-check flip, ejection, admin action), to share it. */
   readonly onHealthEvent?: (event: HealthEvent) => void;
+  /** Log panic changes (default true; in a cluster the primary logs them, once). */
+  readonly logPanic?: boolean;
   /**
    * Called with each new HealthService (at start and at every reload), after its servers took over the health of the
    * ones they replace and before it probes or any listener uses it: where a cluster worker applies the primary's
@@ -112,6 +114,7 @@ export class Ballast {
       metrics: this.metrics,
       ...(o.activeChecks !== undefined && { activeChecks: o.activeChecks }),
       ...(o.onHealthEvent !== undefined && { onEvent: o.onHealthEvent }),
+      ...(o.logPanic !== undefined && { logPanic: o.logPanic }),
     });
     o.prepare?.(health);
     return health;

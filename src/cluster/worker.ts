@@ -54,6 +54,7 @@ export function runWorker(): void {
         log,
         admin: false,
         activeChecks: false,
+        logPanic: false,
         // Health news that arrived while starting is applied before the listeners bind, not after.
         prepare: (h) => {
           h.applySnapshot(snapshot);

@@ -29,6 +29,11 @@ export interface HealthDeps {
   readonly activeChecks?: boolean;
   /** Every health change decided here (not those applied from elsewhere), for other processes to apply. */
   readonly onEvent?: (event: HealthEvent) => void;
+  /**
+   * Log an upstream entering and leaving panic (default true). A cluster worker does not: panic follows from the
+   * shared health, and the primary, which holds all of it, logs each change once.
+   */
+  readonly logPanic?: boolean;
 }
 
 export class HealthService {
@@ -49,11 +54,13 @@ export class HealthService {
     for (const upstream of upstreams) {
       this.#upstreams.set(upstream.name, upstream);
       const name = upstream.name;
-      upstream.onPanicChange(({ panic, available, eligible }) => {
-        const fields = { upstream: name, available, eligible, panic_threshold: upstream.config.panic_threshold };
-        if (panic) log.warn(fields, 'upstream in panic: too few servers available, balancing over all of them');
-        else log.info(fields, 'upstream left panic');
-      });
+      if (deps.logPanic !== false) {
+        upstream.onPanicChange(({ panic, available, eligible }) => {
+          const fields = { upstream: name, available, eligible, panic_threshold: upstream.config.panic_threshold };
+          if (panic) log.warn(fields, 'upstream in panic: too few servers available, balancing over all of them');
+          else log.info(fields, 'upstream left panic');
+        });
+      }
       const config = upstream.config.outlier_detection;
       if (config === undefined) continue;
       const detector = new OutlierDetector(upstream.hosts, config, {
@@ -75,6 +82,8 @@ export class HealthService {
           capped: (host, reason) => {
             log.warn({ upstream: name, server: host.address, reason, max_ejection_percent: config.max_ejection_percent }, 'server not ejected: max_ejection_percent reached');
           },
+          // In the cluster primary no request ever asks for a pick: a relayed ejection's end is when panic may end.
+          lapsed: () => upstream.panicking(upstream.now()),
         },
       });
       upstream.onOutcome((host, outcome) => detector.observe(host, outcome));

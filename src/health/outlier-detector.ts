@@ -37,6 +37,11 @@ export interface OutlierEvents {
   returned(host: Host, early: boolean): void;
   /** A rule was broken but `max_ejection_percent` would be exceeded; reported once until the server recovers. */
   capped(host: Host, reason: EjectionReason): void;
+  /**
+   * An ejection adopted from another process ran out. That process reports the end; this one only learns that the
+   * server is back, to re-evaluate what depends on it (panic).
+   */
+  lapsed?(host: Host): void;
 }
 
 export interface Timers {
@@ -192,10 +197,12 @@ export class OutlierDetector {
     }
     m.ejectedAt = now;
     m.capped = false;
-    // The end of an ejection adopted from elsewhere is reported where it was decided; a timer of ours would only
-    // report an older, shorter ejection here.
+    // The end of an ejection adopted from elsewhere is reported where it was decided; here it only lapses.
     this.#timers.clear(m.returnTimer);
-    m.returnTimer = undefined;
+    m.returnTimer = this.#stopped ? undefined : this.#timers.set(() => {
+      m.returnTimer = undefined;
+      if (host.ejectedUntil === until) this.#events.lapsed?.(host);
+    }, durationMs);
     host.eject(until, now);
     return true;
   }

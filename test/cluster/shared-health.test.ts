@@ -121,6 +121,34 @@ describe('shared health, workers: 2', () => {
     expect(metricSum(metrics, 'ballast_outlier_ejections_total', { server: b!.address })).toBe(1);
   });
 
+  it('panic is logged once, by the primary, when a worker ejects a server and again when that ejection runs out', async () => {
+    const [a, b] = await namedOrigins('o1', 'o2');
+    b!.mode = { status: 500 };
+    // One server of two ejected leaves 50% available, under a 60% threshold: panic.
+    const cluster = await startCluster((port, adminPort) => pool(port, adminPort, [a!, b!], `
+    outlier_detection: { consecutive_failures: 2, base_ejection_time: 1s, max_ejection_percent: 100%, interval: 60s }
+    retry: { attempts: 1 }`).replace('panic_threshold: 0%', 'panic_threshold: 60%'));
+    const client = new Client(cluster.url('/'), { pipelining: 1 });
+    onCleanup(() => client.close());
+    for (let i = 0; i < 4; i++) await (await client.request({ path: '/eject', method: 'GET' })).body.text();
+    await cluster.waitForLine((l) => l.msg === 'server ejected', 'server ejected');
+    b!.mode = 'ok';
+    const inPanic = await cluster.waitForLine((l) => l.msg === 'upstream in panic: too few servers available, balancing over all of them', 'panic');
+    expect(inPanic).toMatchObject({ role: 'primary', upstream: 'pool', available: 1, eligible: 2 });
+    // Both workers pick while in panic (and after): neither logs it again.
+    await getMany(cluster.url('/in-panic'), 12);
+    const left = await cluster.waitForLine((l) => l.msg === 'upstream left panic', 'panic over when the ejection runs out', { timeoutMs: 5000 });
+    expect(left).toMatchObject({ role: 'primary', available: 2, eligible: 2 });
+    await getMany(cluster.url('/after-panic'), 12);
+    await waitFor(() => accessLines(cluster, '/after-panic').length === 12, { what: 'access lines' });
+    expect(workersOf(accessLines(cluster, '/in-panic'))).toEqual(new Set([1, 2]));
+    const panicLines = cluster.lines.filter((l) => typeof l.msg === 'string' && /panic/.test(l.msg));
+    expect(panicLines.map((l) => [l.msg, l.role ?? l.worker])).toEqual([
+      [inPanic.msg, 'primary'],
+      ['upstream left panic', 'primary'],
+    ]);
+  });
+
   it('admin disable on the primary reaches every worker; /status counts requests in flight in both workers', async () => {
     const [slow, fast] = await namedOrigins('slow', 'fast');
     let release: () => void = () => {};
