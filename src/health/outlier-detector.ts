@@ -198,12 +198,8 @@ export class OutlierDetector {
     m.ejectedAt = now;
     m.capped = false;
     // The end of an ejection adopted from elsewhere is reported where it was decided; here it only lapses.
-    this.#timers.clear(m.returnTimer);
-    m.returnTimer = this.#stopped ? undefined : this.#timers.set(() => {
-      m.returnTimer = undefined;
-      if (host.ejectedUntil === until) this.#events.lapsed?.(host);
-    }, durationMs);
     host.eject(until, now);
+    this.#onEnd(host, m, until, () => this.#events.lapsed?.(host));
     return true;
   }
 
@@ -232,14 +228,7 @@ export class OutlierDetector {
     m.runs = before.runs;
     m.ejectedAt = before.ejectedAt;
     m.capped = before.capped;
-    const until = host.ejectedUntil;
-    const left = until - this.#clock();
-    if (left <= 0 || this.#stopped) return;
-    this.#timers.clear(m.returnTimer);
-    m.returnTimer = this.#timers.set(() => {
-      m.returnTimer = undefined;
-      if (host.ejectedUntil === until) this.#events.returned(host, false);
-    }, left);
+    if (host.ejectedUntil > this.#clock()) this.#onEnd(host, m, host.ejectedUntil, () => this.#events.returned(host, false));
   }
 
   /** Times `host` has been ejected, decayed (for /status and tests). */
@@ -261,12 +250,29 @@ export class OutlierDetector {
     const durationMs = ejectionDuration(m.ejections, this.#times, this.#random);
     const until = now + durationMs;
     host.eject(until, now);
-    this.#timers.clear(m.returnTimer);
-    m.returnTimer = this.#stopped ? undefined : this.#timers.set(() => {
-      m.returnTimer = undefined;
-      if (host.ejectedUntil === until) this.#events.returned(host, false);
-    }, durationMs);
+    this.#onEnd(host, m, until, () => this.#events.returned(host, false));
     this.#events.ejected({ host, reason, durationMs, count: m.ejections, detail });
+  }
+
+  /**
+   * Call `ended` once the clock has passed `until`, unless the ejection is replaced or ended before. A timer can fire
+   * a little before the clock gets there (Node counts from the loop's cached time, which lags), and at that moment
+   * the host is still ejected: it is then set again for what is left.
+   */
+  #onEnd(host: Host, m: Monitor, until: number, ended: () => void): void {
+    this.#timers.clear(m.returnTimer);
+    m.returnTimer = undefined;
+    if (this.#stopped) return;
+    const wait = (ms: number): void => {
+      m.returnTimer = this.#timers.set(() => {
+        m.returnTimer = undefined;
+        if (host.ejectedUntil !== until || this.#stopped) return;
+        const left = until - this.#clock();
+        if (left > 0) wait(Math.ceil(left));
+        else ended();
+      }, ms);
+    };
+    wait(Math.ceil(until - this.#clock()));
   }
 }
 

@@ -214,6 +214,27 @@ describe('outlier detector', () => {
     expect(ejected.at(-1)).toMatchObject({ host: b2, count: 1, reason: 'consecutive_failures' });
   });
 
+  it('reports the end of an ejection only once the clock has passed it, though the timer fire early', () => {
+    const clock = manualClock();
+    const u = upstream('    outlier_detection: { consecutive_failures: 1, base_ejection_time: 1s, max_ejection_percent: 100% }', { clock });
+    // Node counts a timer from the event loop's cached time, which lags the clock: here it fires up to 2 ms early.
+    const { timers: exact, advance } = manualTimers(clock);
+    const early: Timers = { set: (fn, ms) => exact.set(fn, Math.max(1, ms - 2)), clear: exact.clear };
+    const seen: string[] = [];
+    const d = new OutlierDetector(u.hosts, u.config.outlier_detection!, {
+      clock,
+      random: () => 0,
+      timers: early,
+      events: { ejected() {}, returned: (h) => seen.push(`returned ${h.address} at ${clock.now}`), capped() {}, lapsed: (h) => seen.push(`lapsed ${h.address} at ${clock.now}`) },
+    });
+    const [a, b] = u.hosts;
+    const start = clock.now;
+    d.observe(a!, e500);
+    d.adopt(b!, 500, 1);
+    advance(2000);
+    expect(seen).toEqual([`lapsed ${b!.address} at ${start + 500}`, `returned ${a!.address} at ${start + 1000}`]);
+  });
+
   it('stop() clears every timer', () => {
     const clock = manualClock();
     const u = upstream('    outlier_detection: { consecutive_failures: 1, max_ejection_percent: 100% }', { clock });
