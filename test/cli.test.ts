@@ -1,7 +1,7 @@
 /** The `ballast` command as a user runs it: a separate process, real signals, real sockets. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -61,6 +61,19 @@ upstreams:
     expect(child.err()).toContain('2 errors');
   });
 
+  it('prints an alias to an undefined anchor with file, line and column', async () => {
+    const path = file('bad-alias.yaml', `listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api }] }
+upstreams:
+  - { name: api, servers: &servers [{ address: 127.0.0.1:9000 }] }
+  - { name: canary, servers: *srvers }
+`);
+    const child = run(['validate', '--config', path]);
+    expect(await exitCode(child)).toBe(1);
+    expect(child.err()).toContain(`${path}:5:30 upstreams[1].servers: alias *srvers has no anchor`);
+    expect(child.err()).not.toContain('ballast: ');
+  });
+
   it('refuses to start on an invalid file, binding nothing', async () => {
     const path = file('bad-run.yaml', 'listeners: []\nupstreams: []\n');
     const child = run(['--config', path]);
@@ -71,7 +84,7 @@ upstreams:
 
 describe('ballast --config', () => {
   /** `ballast --config` in front of one origin, once it has logged that it listens. */
-  async function runProxy(origin: Origin, accessLog: boolean): Promise<{ child: ReturnType<typeof run>; port: number }> {
+  async function runProxy(origin: Origin, accessLog: boolean, upstreams = `  - { name: api, servers: [{ address: ${origin.address} }] }\n`): Promise<{ child: ReturnType<typeof run>; port: number; path: string }> {
     const port = await freePort();
     const path = file(`run-${port}.yaml`, `
 admin: { listen: 127.0.0.1:0 }
@@ -79,15 +92,18 @@ logging: { level: info, access_log: ${accessLog} }
 listeners:
   - { name: web, listen: 127.0.0.1:${port}, routes: [{ upstream: api }] }
 upstreams:
-  - { name: api, servers: [{ address: ${origin.address} }] }
-`);
+${upstreams}`);
     const child = run(['--config', path]);
-    const until = Date.now() + 10_000;
-    while (!child.out().includes('"listening"')) {
-      if (Date.now() > until || child.exitCode !== null) throw new Error(`did not start: ${child.err()}`);
+    await until(child, '"listening"', 10_000);
+    return { child, port, path };
+  }
+
+  async function until(child: ReturnType<typeof run>, text: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!child.out().includes(text)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${text} in the output: ${child.out()}${child.err()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    return { child, port };
   }
 
   it('proxies, then on SIGTERM finishes the request in flight and exits 0', async () => {
@@ -121,5 +137,21 @@ upstreams:
     expect(await exitCode(child)).toBe(1);
     const access = child.out().split('\n').filter((l) => l.includes('"kind":"access"')).map((l) => JSON.parse(l) as { url: string });
     expect(access.map((l) => l.url)).toContain('/done');
+  });
+
+  it('SIGHUP with an alias to an undefined anchor refuses the file at the alias and keeps serving', async () => {
+    const origin = await startOrigin('kept');
+    origins.push(origin);
+    const upstreams = (alias: string) => `  - { name: api, servers: &servers [{ address: ${origin.address} }] }\n  - { name: canary, servers: ${alias} }\n`;
+    const { child, port, path } = await runProxy(origin, false, upstreams('*servers'));
+    expect((await get(`http://127.0.0.1:${port}/`)).status).toBe(200);
+
+    writeFileSync(path, readFileSync(path, 'utf8').replace(upstreams('*servers'), upstreams('*srvers')));
+    child.kill('SIGHUP');
+    await until(child, 'reload refused');
+    expect(child.out()).toContain(`${path}:8:30 upstreams[1].servers: alias *srvers has no anchor`);
+    expect((await get(`http://127.0.0.1:${port}/`)).status).toBe(200);
+    expect(child.exitCode).toBeNull();
+    expect(child.err()).toBe('');
   });
 });

@@ -110,6 +110,63 @@ upstreams:
     expect(errors[0]!.column).toBeGreaterThan(0);
   });
 
+  describe('YAML aliases', () => {
+    // Two upstreams sharing one server list through an anchor: the way a user writes it.
+    const shared = (alias: string) => `
+listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api }] }
+upstreams:
+  - name: api
+    servers: &servers [{ address: 127.0.0.1:9000 }]
+  - name: api-canary
+    servers: ${alias}
+`;
+
+    it('accepts an alias to an anchor defined before it', () => {
+      const r = parseConfig(shared('*servers'), {});
+      expect(r.ok ? r.config.upstreams[1]!.servers[0]!.address : r.errors).toEqual({ host: '127.0.0.1', port: 9000 });
+    });
+
+    it('refuses an alias to an undefined anchor at the alias, and reports every such alias', () => {
+      const errors = errorsOf(`${shared('*srvers')}    retry: { backoff: *backof }
+`);
+      expect(errors).toEqual([
+        { path: 'upstreams[1].servers', line: 8, column: 14, message: 'alias *srvers has no anchor: expected &srvers defined before it' },
+        { path: 'upstreams[1].retry.backoff', line: 9, column: 23, message: 'alias *backof has no anchor: expected &backof defined before it' },
+      ]);
+    });
+
+    it('refuses an alias used before its anchor', () => {
+      const errors = errorsOf(`
+listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api }] }
+upstreams:
+  - { name: api-canary, servers: *servers }
+  - { name: api, servers: &servers [{ address: 127.0.0.1:9000 }] }
+`);
+      expect(errors).toEqual([{ path: 'upstreams[0].servers', line: 5, column: 34, message: 'alias *servers has no anchor: expected &servers defined before it' }]);
+    });
+
+    it('refuses an alias inside the node it refers to', () => {
+      const errors = errorsOf(MINIMAL.replace('servers: [', 'servers: &loop [*loop, '));
+      expect(errors).toEqual([{ path: 'upstreams[0].servers[0]', line: 8, column: 21, message: 'alias *loop refers to a node that contains it' }]);
+    });
+
+    it('refuses an anchor aliased too many times (the yaml package\'s guard against resource exhaustion) at the alias', () => {
+      const routes = Array.from({ length: 120 }, (_, i) => `      - { match: { path_prefix: /p${i} }, upstream: api, retry: *retry }`);
+      const text = MINIMAL.replace('    routes: [{ upstream: api }]\n', `    routes:\n      - { upstream: api, retry: &retry { attempts: 2 } }\n${routes.join('\n')}\n`);
+      const errors = errorsOf(text);
+      expect(errors).toHaveLength(1);
+      const e = errors[0]!;
+      expect(e.message).toMatch(/^alias \*retry: too many aliases/);
+      // The alias that crossed the limit, at its own line.
+      const index = Number(/^listeners\[0\]\.routes\[(\d+)\]\.retry$/.exec(e.path)?.[1]);
+      expect(index).toBeGreaterThan(50);
+      expect(e.line).toBe(6 + index);
+      expect(e.column).toBe(text.split('\n')[e.line - 1]!.indexOf('*retry') + 1);
+    });
+  });
+
   it('interpolates ${VAR} and ${VAR:-default} in values, and names a missing variable', () => {
     const text = MINIMAL.replace('127.0.0.1:9000', '"${ORIGIN}"').replace('listen: 127.0.0.1:8080', 'listen: "${LISTEN:-127.0.0.1:8081}"');
     const r = parseConfig(text, { ORIGIN: '10.1.2.3:7000' });

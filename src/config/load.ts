@@ -3,7 +3,7 @@
  * every problem with its key path, line and column. A config that fails here is never half-applied.
  */
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { core } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
@@ -51,12 +51,19 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
   });
   if (errors.length > 0) return { ok: false, errors };
 
-  const raw: unknown = doc.toJS() ?? {};
-  const result = configSchema.safeParse(raw);
+  for (const { node, message } of aliasErrors(doc)) errors.push({ path: pathOfNode(doc, node), ...at(node.range?.[0]), message });
+  if (errors.length > 0) return { ok: false, errors };
+
+  const converted = toJS(doc);
+  if (!converted.ok) {
+    const { node, message } = converted;
+    return { ok: false, errors: [{ path: node ? pathOfNode(doc, node) : '', ...at(node?.range?.[0]), message }] };
+  }
+  const result = configSchema.safeParse(converted.value ?? {});
   if (result.success) return { ok: true, config: deepFreeze(result.data) };
 
   for (const issue of result.error.issues) {
-    for (const e of issueToErrors(doc, issue)) errors.push({ ...e, ...at(e.offset) });
+    for (const { offset, ...e } of issueToErrors(doc, issue)) errors.push({ ...e, ...at(offset) });
   }
   errors.sort((a, b) => a.line - b.line || a.column - b.column);
   return { ok: false, errors };
@@ -73,6 +80,62 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 }
 
 type Segment = string | number;
+
+/**
+ * Aliases that `doc.toJS()` cannot resolve, all of them rather than the first it throws on (without a position): an
+ * alias whose anchor is not defined before it, and one inside the node it refers to (which would build a cycle).
+ * yaml resolves `*name` to the last `&name` before it in document order, which is the order `visit` walks.
+ */
+function aliasErrors(doc: Document): { node: Node; message: string }[] {
+  const errors: { node: Node; message: string }[] = [];
+  const anchored = new Map<string, Node>();
+  visit(doc, {
+    Node(_key, node, ancestors) {
+      if (!isAlias(node)) {
+        if (node.anchor) anchored.set(node.anchor, node);
+        return;
+      }
+      const target = anchored.get(node.source);
+      if (target === undefined) {
+        errors.push({ node, message: `alias *${node.source} has no anchor: expected &${node.source} defined before it` });
+      } else if (ancestors.includes(target)) {
+        errors.push({ node, message: `alias *${node.source} refers to a node that contains it` });
+      }
+    },
+  });
+  return errors;
+}
+
+/**
+ * `doc.toJS()`, with what it throws turned into an error at the node it was converting, since yaml's errors from this
+ * stage carry no position. The one expected here is its guard against resource exhaustion ("billion laughs"): an anchor
+ * expanded more than 100 times, counting the aliases nested in it.
+ */
+function toJS(doc: Document): { ok: true; value: unknown } | { ok: false; node: Node | undefined; message: string } {
+  const converting: Node[] = [];
+  visit(doc, {
+    Node(_key, node) {
+      // An own property on this document's nodes, shadowing the method yaml calls on each node it converts.
+      const toJSON = node.toJSON.bind(node) as (arg?: unknown, ctx?: unknown) => unknown;
+      Object.defineProperty(node, 'toJSON', {
+        value: (arg?: unknown, ctx?: unknown): unknown => {
+          converting.push(node);
+          const value = toJSON(arg, ctx);
+          converting.pop(); // left in place by a throw, so the innermost node converting is the one that failed
+          return value;
+        },
+      });
+    },
+  });
+  try {
+    return { ok: true, value: doc.toJS() };
+  } catch (err) {
+    const node = converting.at(-1);
+    let message = err instanceof Error ? err.message : String(err);
+    if (message.startsWith('Excessive alias count')) message = 'too many aliases: an anchor may be expanded at most 100 times, counting the aliases inside it';
+    return { ok: false, node, message: isAlias(node) ? `alias *${node.source}: ${message}` : message };
+  }
+}
 
 function issueToErrors(doc: Document, issue: core.$ZodIssue): { path: string; offset: number | undefined; message: string }[] {
   const path = issue.path.filter((p): p is Segment => typeof p !== 'symbol');
@@ -110,7 +173,7 @@ function nearestNode(doc: Document, path: readonly Segment[]): { node: Node | un
 function pathOfNode(doc: Document, target: Node): string {
   let found = '';
   visit(doc, {
-    Scalar(_key, node, ancestors) {
+    Node(_key, node, ancestors) {
       if (node !== target) return;
       const segments: Segment[] = [];
       for (let i = 0; i < ancestors.length; i++) {
