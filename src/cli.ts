@@ -71,15 +71,16 @@ async function main(argv: string[]): Promise<number> {
     ballast.log.info({ signal }, 'draining');
     await ballast.stop();
   });
-  // SIGHUP re-reads the file. An invalid file is refused with every error and the running config stays in force.
+  // SIGHUP re-reads the file. An invalid file is refused with every error and the running config stays in force; so
+  // does any exception on the way, loading included: a rejection escaping this handler would end the process.
   process.on('SIGHUP', () => {
     void (async () => {
-      const next = await loadConfigFile(file);
-      if (!next.ok) {
-        ballast.log.error({ file, errors: next.errors }, `reload refused, keeping the running config:\n${formatConfigErrors(file, next.errors)}`);
-        return;
-      }
       try {
+        const next = await loadConfigFile(file);
+        if (!next.ok) {
+          ballast.log.error({ file, errors: next.errors }, `reload refused, keeping the running config:\n${formatConfigErrors(file, next.errors)}`);
+          return;
+        }
         await ballast.reload(next.config);
         ballast.log.info({ file }, 'config reloaded');
       } catch (err) {
