@@ -102,6 +102,8 @@ const REFUSED: Case[] = [
   // Request targets (RFC 9112 §3.2)
   { name: 'absolute-form naming another authority', send: `GET http://evil.example/a HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
   { name: 'asterisk-form OPTIONS *', send: `OPTIONS * HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
+  { name: 'a fragment in the target (/public#/../admin)', send: `GET /public#/../admin HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
+  { name: 'a raw byte above 0x7f in the target', send: [Buffer.concat([Buffer.from('GET /caf'), Buffer.from([0xe9]), Buffer.from(` HTTP/1.1\r\n${HOST}\r\n`)])], status: [400] },
   { name: 'authority-form CONNECT (405: Ballast is not a forward proxy)', send: `CONNECT t.example:443 HTTP/1.1\r\nHost: t.example:443\r\n\r\n`, status: [405] },
 
   // Upgrades (RFC 9110 §7.8)
@@ -114,6 +116,12 @@ const REFUSED: Case[] = [
 ];
 
 const FORWARDED: Case[] = [
+  {
+    name: 'printable characters RFC 3986 leaves out but clients send ({, |, }, ", ^) in the query',
+    send: `GET /q?f={"a"|^1} HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,
+    status: [200],
+    reaches: ['/q?f={"a"|^1}'],
+  },
   {
     name: 'valid Content-Length POST',
     send: `POST /cl HTTP/1.1\r\n${HOST}Content-Length: 11\r\nConnection: close\r\n\r\nhello world`,

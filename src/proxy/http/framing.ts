@@ -71,8 +71,14 @@ function problemOf(req: IncomingMessage, upgrade: boolean): string | undefined {
   // was charged to a healthy server, so any client could push servers towards ejection.
   const url = req.url ?? '';
   if (url.charCodeAt(0) !== 47 /* '/' */) return url === '*' ? 'asterisk-form request target is not proxied' : 'request target not in origin-form';
+  // Origin-form has no fragment (RFC 9112 §3.2.1): `/public#/../admin` is one path to a router that cuts at `#` and
+  // another to one that does not. Bytes outside visible ASCII are never part of a URI (RFC 3986 §2). The other
+  // printable characters RFC 3986 leaves out (`"`, `{`, `|`, …) are let through, as NGINX does: clients send them.
+  if (INVALID_TARGET.test(url)) return 'invalid character in request target';
   return undefined;
 }
+
+const INVALID_TARGET = /[^\x21-\x7e]|#/;
 
 /** How many raw header entries Node collects at most for this request's server (0 or less: no limit). */
 function headerEntryCap(req: IncomingMessage): number {
