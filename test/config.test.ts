@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig, type ConfigError } from '../src/config/load.js';
 import { parseDuration, parsePercent, parseSize } from '../src/config/units.js';
+import type { Config } from '../src/config/schema.js';
 
 function errorsOf(text: string, env: NodeJS.ProcessEnv = {}): ConfigError[] {
   const r = parseConfig(text, env);
@@ -183,6 +184,80 @@ upstreams:
     const errors = errorsOf(MINIMAL.replace('  - name: api\n', '  - name: api\n    maglev_table_size: 100\n    ewma_decay: "0"\n    limits: { max_pending_requests: 0 }\n'));
     expect(errors.map((e) => e.path).sort()).toEqual(['upstreams[0].ewma_decay', 'upstreams[0].limits.max_pending_requests', 'upstreams[0].maglev_table_size']);
     expect(errors.find((e) => e.path === 'upstreams[0].maglev_table_size')!.message).toContain('prime');
+  });
+
+  describe('zero durations', () => {
+    /** MINIMAL with `key: value` set at the path `key` names (`upstreams[0].` keys go into the upstream). */
+    const withKey = (key: string, value: string): string => {
+      const nest = (path: string[]): string => (path.length === 1 ? `${path[0]}: ${value}` : `${path[0]}: { ${nest(path.slice(1))} }`);
+      const [scope, ...path] = key.split('.');
+      if (scope === 'upstreams[0]') return MINIMAL.replace('  - name: api\n', `  - name: api\n    ${nest(path)}\n`);
+      if (scope === 'listeners[0]') return MINIMAL.replace('  - name: web\n', `  - name: web\n    ${nest(path)}\n`);
+      return `${nest([scope!, ...path])}\n${MINIMAL}`;
+    };
+    const tcp = (line: string): string => `
+listeners:
+  - { name: db, protocol: tcp, listen: 127.0.0.1:6432, upstream: pg, ${line} }
+upstreams:
+  - { name: pg, servers: [{ address: 127.0.0.1:5432 }] }
+`;
+
+    // Intervals, and timeouts that 0 would make fire at once (or, for headers_timeout, make Node check every
+    // connection each millisecond): 0 has no "off" meaning there, so it is refused.
+    it.each([
+      'upstreams[0].health_check.interval',
+      'upstreams[0].health_check.unhealthy_interval',
+      'upstreams[0].health_check.timeout',
+      'upstreams[0].outlier_detection.interval',
+      'upstreams[0].outlier_detection.base_ejection_time',
+      'upstreams[0].outlier_detection.max_ejection_time',
+      'upstreams[0].retry.per_try_timeout',
+      'upstreams[0].timeouts.connect',
+      'upstreams[0].timeouts.request',
+      'upstreams[0].ewma_decay',
+      'listeners[0].client.headers_timeout',
+    ])('refuses %s: 0s, at its line and column', (key) => {
+      const text = withKey(key, '0s');
+      const errors = errorsOf(text);
+      expect(errors).toHaveLength(1);
+      const e = errors[0]!;
+      expect(e.path).toBe(key);
+      expect(e.message).toBe('must be longer than 0');
+      const line = text.split('\n')[e.line - 1]!;
+      expect(line.slice(e.column - 1)).toMatch(/^0s\b/);
+      expect(line.slice(0, e.column - 1)).toContain(`${key.split('.').at(-1)!}: `);
+    });
+
+    it('refuses 0s in a route\'s retry override too', () => {
+      const errors = errorsOf(MINIMAL.replace('routes: [{ upstream: api }]', 'routes: [{ upstream: api, retry: { per_try_timeout: 0s } }]'));
+      expect(errors).toMatchObject([{ path: 'listeners[0].routes[0].retry.per_try_timeout', line: 5, message: 'must be longer than 0' }]);
+    });
+
+    it('refuses a sticky cookie ttl under a second (its Max-Age counts whole seconds; 0 deletes the cookie)', () => {
+      for (const ttl of ['0s', '500ms']) {
+        const errors = errorsOf(withKey('upstreams[0].sticky', `{ cookie: srv, ttl: ${ttl} }`));
+        expect(errors).toMatchObject([{ path: 'upstreams[0].sticky.ttl', line: 8, message: 'must be at least 1s: the cookie\'s Max-Age counts whole seconds' }]);
+      }
+    });
+
+    // 0 means "none" or "no limit" here, as in Envoy and in node:http and undici, which these values are handed to.
+    it.each([
+      ['upstreams[0].slow_start', (c: Config) => c.upstreams[0]!.slow_start],
+      ['upstreams[0].retry.backoff.base', (c: Config) => c.upstreams[0]!.retry.backoff.base],
+      ['upstreams[0].retry.backoff.max', (c: Config) => c.upstreams[0]!.retry.backoff.max],
+      ['upstreams[0].timeouts.idle', (c: Config) => c.upstreams[0]!.timeouts.idle],
+      ['listeners[0].client.request_timeout', (c: Config) => (c.listeners[0]!.protocol === 'http' ? c.listeners[0]!.client.request_timeout : NaN)],
+      ['listeners[0].client.keep_alive_timeout', (c: Config) => (c.listeners[0]!.protocol === 'http' ? c.listeners[0]!.client.keep_alive_timeout : NaN)],
+      ['shutdown.drain_timeout', (c: Config) => c.shutdown.drain_timeout],
+    ])('accepts %s: 0s', (key, read) => {
+      const r = parseConfig(withKey(key, '0s'), {});
+      expect(r.ok ? read(r.config) : r.errors).toBe(0);
+    });
+
+    it('accepts a tcp listener\'s idle_timeout: 0s (no idle limit)', () => {
+      const r = parseConfig(tcp('idle_timeout: 0s'), {});
+      expect(r.ok && r.config.listeners[0]!.protocol === 'tcp' ? r.config.listeners[0]!.idle_timeout : r).toBe(0);
+    });
   });
 
   it('refuses a non-loopback admin listener without a token', () => {

@@ -19,6 +19,12 @@ const duration = z.string({ error: 'expected a duration such as 250ms, 2s or 1m'
   return ms;
 });
 
+/**
+ * A duration where 0 has no "off" meaning: an interval, or a timeout that 0 would make fire at once. Keys where 0
+ * means none or no limit (slow_start, retry backoff, drain and idle timeouts) take a plain `duration`.
+ */
+const positiveDuration = duration.refine((ms) => ms > 0, 'must be longer than 0');
+
 const size = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a size such as 64KiB or 1MiB' })
   .transform((v, ctx) => {
     const bytes = typeof v === 'number' ? v : parseSize(v);
@@ -108,10 +114,10 @@ const healthCheck = z.strictObject({
   path: z.string().regex(/^\/[^\s]*$/, 'expected a path starting with / and without spaces').default('/healthz'),
   method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
   host: z.string().regex(/^[^\s,]+$/, 'expected a host name').optional(),
-  interval: duration.default(5000),
+  interval: positiveDuration.default(5000),
   /** Probe interval while a server is unhealthy, so recovery is noticed sooner (HAProxy `downinter`); default interval / 2. */
-  unhealthy_interval: duration.optional(),
-  timeout: duration.default(2000),
+  unhealthy_interval: positiveDuration.optional(),
+  timeout: positiveDuration.default(2000),
   jitter: percent.default(0.1),
   healthy_threshold: z.number().int().min(1).default(2),
   unhealthy_threshold: z.number().int().min(1).default(3),
@@ -123,13 +129,14 @@ const healthCheck = z.strictObject({
 const outlierDetection = z.strictObject({
   consecutive_failures: z.number().int().min(0).default(5),
   consecutive_gateway_failures: z.number().int().min(0).default(3),
-  interval: duration.default(10_000),
+  interval: positiveDuration.default(10_000),
   success_rate_minimum_hosts: z.number().int().min(1).default(5),
   success_rate_request_volume: z.number().int().min(1).default(100),
   success_rate_stdev_factor: z.number().positive().default(1.9),
   failure_percentage_threshold: percent.optional(),
-  base_ejection_time: duration.default(30_000),
-  max_ejection_time: duration.default(300_000),
+  // Outlier detection is switched off by leaving it out: a zero ejection would log ejections that eject nothing.
+  base_ejection_time: positiveDuration.default(30_000),
+  max_ejection_time: positiveDuration.default(300_000),
   /** Honoured exactly: at 10% (Envoy's default) a pool under 10 servers could never eject, so the default is 50%. */
   max_ejection_percent: percent.default(0.5),
   /** A passing active check ends a passive ejection early. */
@@ -145,7 +152,8 @@ const retryOn = z.union([z.enum(RETRY_CONDITIONS), z.string().regex(/^[1-5]\d\d$
 const retry = z.strictObject({
   attempts: z.number().int().min(1).max(10).default(3),
   retry_on: z.array(retryOn).default(['connect-failure', 'reset', 'timeout', '502', '503', '504']),
-  per_try_timeout: duration.optional(),
+  per_try_timeout: positiveDuration.optional(),
+  /** 0 retries at once. */
   backoff: z.strictObject({ base: duration.default(25), max: duration.default(250) }).prefault({}),
   budget: percent.default(0.2),
   /** Concurrent retries always allowed whatever the budget share (Envoy `min_retry_concurrency`; Finagle's 10/s floor). */
@@ -156,8 +164,9 @@ const retry = z.strictObject({
 });
 
 const timeouts = z.strictObject({
-  connect: duration.default(2000),
-  request: duration.default(30_000),
+  connect: positiveDuration.default(2000),
+  request: positiveDuration.default(30_000),
+  /** undici's bodyTimeout: 0 sets no limit (a server-sent event stream may be silent for long). */
   idle: duration.default(60_000),
 });
 
@@ -176,8 +185,8 @@ const upstream = z.strictObject({
   hash_balance_factor: z.number().gt(1).optional(),
   virtual_nodes: z.number().int().min(1).max(10_000).optional(),
   maglev_table_size: z.number().int().min(7).max(5_000_011).refine(isPrime, 'a Maglev table size must be a prime number, e.g. 65537').optional(),
-  ewma_decay: duration.refine((ms) => ms > 0, 'the decay window must be longer than 0').default(10_000),
-  sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.optional() }).optional(),
+  ewma_decay: positiveDuration.default(10_000),
+  sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.refine((ms) => ms >= 1000, 'must be at least 1s: the cookie\'s Max-Age counts whole seconds').optional() }).optional(),
   servers: z.array(server).min(1, 'an upstream needs at least one server'),
   health_check: healthCheck.optional(),
   outlier_detection: outlierDetection.optional(),
@@ -217,9 +226,13 @@ const httpListener = z.strictObject({
   listen: listenAddress,
   trusted_proxies: z.array(cidr).default([]),
   routes: z.array(route).min(1, 'an http listener needs at least one route'),
-  /** Limits against slow or abusive clients (node:http server options). */
+  /**
+   * Limits against slow or abusive clients (node:http server options). Its timeouts take 0 as no limit, except
+   * headers_timeout: the slowloris guard, which also sets how often Node checks connections (listener.ts), so 0
+   * would check them every millisecond.
+   */
   client: z.strictObject({
-    headers_timeout: duration.default(10_000),
+    headers_timeout: positiveDuration.default(10_000),
     request_timeout: duration.default(300_000),
     keep_alive_timeout: duration.default(5000),
     max_header_size: size.default(16 * 1024),
