@@ -6,6 +6,10 @@ import { parseConfig, type ConfigError } from '../src/config/load.js';
 import { parseDuration, parsePercent, parseSize } from '../src/config/units.js';
 import type { Config } from '../src/config/schema.js';
 
+function withClient(client: string): string {
+  return MINIMAL.replace('  - name: web\n', `  - name: web\n    client: ${client}\n`);
+}
+
 function errorsOf(text: string, env: NodeJS.ProcessEnv = {}): ConfigError[] {
   const r = parseConfig(text, env);
   if (r.ok) throw new Error('expected the config to be refused');
@@ -258,6 +262,12 @@ upstreams:
       const r = parseConfig(tcp('idle_timeout: 0s'), {});
       expect(r.ok && r.config.listeners[0]!.protocol === 'tcp' ? r.config.listeners[0]!.idle_timeout : r).toBe(0);
     });
+  });
+
+  it('refuses a client headers_timeout above its request_timeout, which node:http would throw on', () => {
+    const errors = errorsOf(withClient('{ headers_timeout: 10s, request_timeout: 5s }'));
+    expect(errors).toMatchObject([{ path: 'listeners[0].client.headers_timeout', line: 4, message: 'must not be longer than request_timeout' }]);
+    expect(parseConfig(withClient('{ headers_timeout: 10s, request_timeout: 0s }'), {}).ok).toBe(true);
   });
 
   it('refuses a non-loopback admin listener without a token', () => {

@@ -237,6 +237,11 @@ const httpListener = z.strictObject({
     keep_alive_timeout: duration.default(5000),
     max_header_size: size.default(16 * 1024),
     max_connections: z.number().int().min(1).optional(),
+  }).superRefine((c, ctx) => {
+    // node:http's createServer throws on this: refused here rather than at start-up, where it would fail to listen.
+    if (c.request_timeout > 0 && c.headers_timeout > c.request_timeout) {
+      ctx.addIssue({ code: 'custom', path: ['headers_timeout'], message: 'must not be longer than request_timeout' });
+    }
   }).prefault({}),
 });
 
