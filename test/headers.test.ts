@@ -169,7 +169,7 @@ describe('forwardResponseHeaders', () => {
       'Set-Cookie', 'b=2',
       'Content-Length', '5',
     ]);
-    expect(pairs(forwardResponseHeaders(raw))).toEqual([
+    expect(pairs(forwardResponseHeaders(raw)!)).toEqual([
       ['Content-Type', 'text/plain'],
       ['Set-Cookie', 'a=1'],
       ['Set-Cookie', 'b=2'],
@@ -179,8 +179,17 @@ describe('forwardResponseHeaders', () => {
 
   it('passes bytes above 0x7f through unchanged (latin1 both ways)', () => {
     const raw = [Buffer.from('X-Name'), Buffer.from([0x63, 0x61, 0x66, 0xe9])];
-    const out = forwardResponseHeaders(raw);
+    const out = forwardResponseHeaders(raw)!;
     expect(Buffer.from(out[1]!, 'latin1')).toEqual(raw[1]);
+  });
+
+  it('refuses a response with a transfer coding other than chunked (it would reach the client undecoded)', () => {
+    for (const te of ['gzip, chunked', 'chunked, gzip', 'gzip', 'identity', '']) {
+      expect(forwardResponseHeaders(buffers(['Content-Type', 'text/plain', 'Transfer-Encoding', te])), te).toBeUndefined();
+    }
+    for (const te of ['chunked', 'Chunked', ' chunked ']) {
+      expect(forwardResponseHeaders(buffers(['Transfer-Encoding', te, 'X-A', '1'])), te).toEqual(['X-A', '1']);
+    }
   });
 
   it('does not strip the X-Forwarded-* or Via an origin sends back', () => {

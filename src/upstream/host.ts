@@ -23,6 +23,11 @@ export class Host implements BalancedHost {
   readonly weight: number;
   readonly backup: boolean;
   readonly pool: Pool;
+  /**
+   * A connection to this server was just opened and no request has been written on it yet: the next attempt to
+   * start goes out on it (forward.ts reads and clears this, to tell a keep-alive race from a failing origin).
+   */
+  freshConnection = false;
   readonly latency: PeakEwma;
   /** Requests in flight through this server (leased and not yet released). */
   inflight = 0;
@@ -71,6 +76,10 @@ export class Host implements BalancedHost {
     });
     // A Pool is an EventEmitter; connection errors also reach each request's handler, so this only keeps them quiet.
     this.pool.on('connectionError', () => {});
+    // undici writes the first request queued for a new connection in the same tick as it reports the connection.
+    this.pool.on('connect', () => {
+      this.freshConnection = true;
+    });
   }
 
   /** Derived, never stored: takes every source into account. */

@@ -162,6 +162,9 @@ class Exchange {
     const { req } = this;
     const deps = this.#forwarder.deps;
     this.#forwarder.started();
+    // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client. Node chunks for one that sent `TE: chunked`; the
+    // body is then delimited by the close instead.
+    if (req.httpVersionMinor === 0) this.res.useChunkedEncodingByDefault = false;
     // `on`, not `once`: the response lives for one request, and `once` allocates a wrapper each time.
     this.res.on('close', this.#onClientClose);
     this.#clientIp = clientAddress(req.socket.remoteAddress);
@@ -277,11 +280,21 @@ class Exchange {
         return false;
       }
     }
-    this.responseStarted = true;
     const headers = forwardResponseHeaders(rawHeaders);
+    if (headers === undefined) {
+      attempt.fail(Object.assign(new Error('upstream sent a transfer coding other than chunked'), { code: 'HPE_INVALID_TRANSFER_ENCODING' }));
+      return false;
+    }
+    this.responseStarted = true;
+    // RFC 9110 §8.6: no Content-Length in a 204 (Node would pass the origin's on).
+    if (status === 204) dropContentLength(headers);
     this.#route.sticky?.remember(this.req, attempt.host, headers);
-    if (statusText !== '') this.res.writeHead(status, statusText, headers);
+    // The reason phrase means nothing (RFC 9112 §4) and one Node will not write would throw here: use the standard.
+    if (statusText !== '' && VALID_REASON.test(statusText)) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
+    // Node holds the head until the first body write. When no body byte came with it (the origin streams, or is
+    // slow), send the head on its own once undici is done with this read, so the client sees it now.
+    process.nextTick(flushHead, this);
     return true;
   }
 
@@ -309,12 +322,21 @@ class Exchange {
     const { failure, outcome } = attempt.reachedUpstream || !attempt.timedOutLocally
       ? classifyUpstreamError(err, attempt.reachedUpstream)
       : { failure: FAILURES.timeout, outcome: undefined };
+    if (this.responseStarted && bodiless(this.res.statusCode) && (err as Error & { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      // A 304 may carry the Content-Length of the body it stands for (RFC 9110 §8.6), and neither it nor a 204 has
+      // a body (RFC 9112 §6.3); undici still counts the bytes that never come. The response is complete.
+      this.onAttemptComplete(attempt);
+      return;
+    }
     this.#settle(attempt, outcome);
     if (this.responseStarted) {
-      // Bytes already went downstream: the only honest signal left is an unclean close (no final chunk, short
-      // Content-Length), so the client can tell the body is truncated. undici has discarded the upstream socket.
+      // Bytes already went downstream: the only honest signal left is an unclean close, so the client can tell the
+      // body is truncated. A reset, not a FIN: a body delimited by the close (an HTTP/1.0 client's) would look
+      // complete after a FIN. undici has discarded the upstream socket.
       this.#forwarder.deps.log.warn({ requestId: this.#requestId, server: attempt.host.address, err: err.message }, 'upstream failed mid-response');
-      this.res.destroy();
+      const socket = this.res.socket;
+      if (socket !== null && !socket.destroyed) socket.resetAndDestroy();
+      else this.res.destroy();
       this.#finish(failure.status);
       return;
     }
@@ -325,7 +347,7 @@ class Exchange {
         return;
       }
     }
-    if (outcome?.kind === 'reset' && !this.#raceRetried && wasReused(err) && this.#mayRetryRace()) {
+    if (outcome?.kind === 'reset' && !this.#raceRetried && mayHaveLostRace(attempt, err) && this.#mayRetryRace()) {
       // A pooled keep-alive connection the origin closed just as it was reused (RFC 9112 §9.3.1 allows the
       // retry of an idempotent request on a new connection): retry once, whatever the policy says.
       this.#raceRetried = true;
@@ -499,6 +521,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   #timer: NodeJS.Timeout | undefined;
   /** Ballast's own per-try timer fired (not undici's). */
   timedOutLocally = false;
+  /** Written on a connection opened for it, which cannot have been closed by the origin as idle. */
+  onFreshConnection = false;
+  /** An interim (1xx) response arrived: the origin answered this request. */
+  sawInterim = false;
 
   constructor(exchange: Exchange, host: Host, isRetry: boolean) {
     this.exchange = exchange;
@@ -566,12 +592,26 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     this.reachedUpstream = true;
+    this.onFreshConnection = this.host.freshConnection;
+    this.host.freshConnection = false;
+  }
+
+  /** The response cannot be relayed: stop it here and report `err` as its failure. */
+  fail(err: Error): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#clearTimer();
+    this.#abort?.(err);
+    this.exchange.onAttemptError(this, err);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.#dropped) return false;
     // 1xx interim responses (RFC 9110 §15.2) are not relayed; Node sends its own 100 Continue.
-    if (statusCode < 200) return true;
+    if (statusCode < 200) {
+      this.sawInterim = true;
+      return true;
+    }
     this.#clearTimer();
     this.resume = resume;
     return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders, statusText);
@@ -637,11 +677,33 @@ export function retryAfterMillis(rawHeaders: readonly Buffer[]): number | undefi
 }
 
 /**
- * Whether a socket error hit a connection that had already carried responses: undici's SocketError reports the
- * socket's byte counts, and a fresh connection the origin reset has read nothing. Only a reused connection can
- * have lost the keep-alive race.
+ * Whether an attempt may have lost the keep-alive race: written on a pooled connection that had already carried
+ * responses (undici's SocketError reports the socket's byte counts), not on one opened for it, and answered with
+ * nothing, not even a 1xx. A connection opened for this request that fails after some bytes came back is the
+ * origin failing this request, not a race; with `attempts: 1` it must not be sent twice.
  */
-function wasReused(err: Error): boolean {
+function mayHaveLostRace(attempt: Attempt, err: Error): boolean {
+  if (attempt.onFreshConnection || attempt.sawInterim) return false;
   const socket = (err as Error & { socket?: { bytesRead?: number } }).socket;
   return socket?.bytesRead !== undefined && socket.bytesRead > 0;
+}
+
+/** A reason phrase Node will write (RFC 9112 §4: HTAB, SP, VCHAR, obs-text). */
+const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Statuses whose responses never have a body (RFC 9112 §6.3). */
+function bodiless(status: number): boolean {
+  return status === 204 || status === 304;
+}
+
+function dropContentLength(headers: string[]): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') headers.splice(i, 2);
+  }
+}
+
+/** Sends a response head that is still held back because no body byte followed it (see onAttemptHeaders). */
+function flushHead(exchange: Exchange): void {
+  const res = exchange.res;
+  if (exchange.bytesSent === 0 && !res.writableEnded && !res.destroyed) res.flushHeaders();
 }

@@ -148,8 +148,12 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
  * The response headers sent downstream, as a flat string array for `res.writeHead`: hop-by-hop and
  * Connection-named fields removed. Node frames the body itself (chunked or content-length).
  * One pass; a name is lower-cased only when its length is one a hop-by-hop name has.
+ *
+ * Undefined when the response cannot be relayed: a transfer coding other than `chunked` (`gzip, chunked`). Only the
+ * chunking is undone on the way in, and Transfer-Encoding is hop-by-hop, so the client would get a gzip body that
+ * nothing says is gzip (RFC 9112 §7: a recipient that removes a coding must decode it). NGINX refuses it too (502).
  */
-export function forwardResponseHeaders(raw: readonly Buffer[]): string[] {
+export function forwardResponseHeaders(raw: readonly Buffer[]): string[] | undefined {
   let named: string[] | undefined;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
@@ -158,6 +162,7 @@ export function forwardResponseHeaders(raw: readonly Buffer[]): string[] {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower)) {
         if (lower === 'connection') named = addConnectionTokens(named, raw[i + 1]!.toString('latin1'));
+        else if (lower === 'transfer-encoding' && raw[i + 1]!.toString('latin1').trim().toLowerCase() !== 'chunked') return undefined;
         continue;
       }
     }

@@ -172,7 +172,8 @@ class Tunnel implements Dispatcher.DispatchHandler {
       return;
     }
     this.#record(101);
-    const headers = forwardResponseHeaders((rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)));
+    // A 101 has no body, so no transfer coding to refuse.
+    const headers = forwardResponseHeaders((rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h))) ?? [];
     let head = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.#client.write(`${head}\r\n`);
@@ -196,9 +197,17 @@ class Tunnel implements Dispatcher.DispatchHandler {
     this.#clearTimer();
     this.#resume = resume;
     // Not 101: relay it as an ordinary response, then close; the client must not treat the socket as upgraded.
+    const headers = forwardResponseHeaders(rawHeaders);
+    if (headers === undefined) {
+      const err = Object.assign(new Error('upstream sent a transfer coding other than chunked'), { code: 'HPE_INVALID_TRANSFER_ENCODING' });
+      this.onError(err);
+      // undici reports the abort below to onError too: by then there is nothing left to do.
+      this.#abandoned = true;
+      this.#abort?.(err);
+      return false;
+    }
     this.#status = statusCode;
     this.#responseStarted = true;
-    const headers = forwardResponseHeaders(rawHeaders);
     let head = `HTTP/1.1 ${statusCode} ${statusText || 'Upgrade Refused'}\r\nconnection: close\r\n`;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.#client.write(`${head}\r\n`);
