@@ -270,6 +270,48 @@ upstreams:
     expect(parseConfig(withClient('{ headers_timeout: 10s, request_timeout: 0s }'), {}).ok).toBe(true);
   });
 
+  describe('what a refused value should have been', () => {
+    const upstreamKey = (line: string): string => MINIMAL.replace('  - name: api\n', `  - name: api\n    ${line}\n`);
+    const RETRY_ON = 'expected connect-failure, reset, timeout, gateway-error, 5xx, retriable-4xx or a status code from 100 to 599';
+    it.each([
+      ['workers: "two"', 'workers', 'expected a number of processes from 1 to 64, or auto (got "two")'],
+      ['workers: 1.5', 'workers', 'expected a number of processes from 1 to 64, or auto (got 1.5)'],
+      ['workers: true', 'workers', 'expected a number of processes from 1 to 64, or auto (got true)'],
+      ['workers: 0', 'workers', 'expected a number of processes from 1 to 64, or auto (got 0)'],
+      ['workers: 65', 'workers', 'expected a number of processes from 1 to 64, or auto (got 65)'],
+    ])('%s', (line, path, message) => {
+      expect(errorsOf(`${line}\n${MINIMAL}`)).toEqual([{ path, line: 1, column: 10, message }]);
+    });
+
+    it.each([
+      ['retry: { retry_on: [sometimes] }', 'retry.retry_on[0]', `"sometimes" is not a retry condition: ${RETRY_ON}`],
+      ['retry: { retry_on: ["700"] }', 'retry.retry_on[0]', `"700" is not a retry condition: ${RETRY_ON}`],
+      ['retry: { retry_on: [700] }', 'retry.retry_on[0]', `"700" is not a retry condition: ${RETRY_ON}`],
+      ['retry: { retry_on: [true] }', 'retry.retry_on[0]', `${RETRY_ON} (got true)`],
+      ['health_check: { expected_status: true }', 'health_check.expected_status', 'expected a status list such as "200-399" or "200, 204" (got true)'],
+      ['health_check: { expected_status: 2.5 }', 'health_check.expected_status', 'expected a status list such as "200-399" or "200, 204" (got 2.5)'],
+      ['health_check: { expected_status: [200] }', 'health_check.expected_status', 'expected a status list such as "200-399" or "200, 204"'],
+      ['hash_key: header', 'hash_key', 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path (got "header")'],
+      ['hash_key: 5', 'hash_key', 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path (got 5)'],
+      ['panic_threshold: 150', 'panic_threshold', 'expected a percentage from 0% to 100% (got 150)'],
+      ['retry: { buffer_body: -1 }', 'retry.buffer_body', 'expected a size such as 64KiB or 1MiB (got -1)'],
+    ])('upstream %s', (line, path, message) => {
+      expect(errorsOf(upstreamKey(line))).toMatchObject([{ path: `upstreams[0].${path}`, line: 8, message }]);
+    });
+
+    it('a listen address that is a bare port, and a listener that is not a map', () => {
+      expect(errorsOf(MINIMAL.replace('listen: 127.0.0.1:8080', 'listen: 8080'))).toMatchObject([
+        { path: 'listeners[0].listen', message: 'expected a listen address as "host:port", "[v6]:port" or ":port" (got 8080)' },
+      ]);
+      expect(errorsOf(MINIMAL.replace(/listeners:\n[\s\S]*?upstreams/, 'listeners: [web]\nupstreams'))).toMatchObject([
+        { path: 'listeners[0]', message: 'expected a listener: { name, listen, routes } or { name, protocol: tcp, listen, upstream } (got "web")' },
+      ]);
+      expect(errorsOf(MINIMAL.replace('  - name: web\n', '  - name: web\n    protocol: udp\n'))).toMatchObject([
+        { path: 'listeners[0].protocol', message: 'expected protocol: http or tcp (got "udp")' },
+      ]);
+    });
+  });
+
   it('refuses a non-loopback admin listener without a token', () => {
     const errors = errorsOf(`admin: { listen: 0.0.0.0:9901 }\n${MINIMAL}`);
     expect(errors[0]!.path).toBe('admin.token');

@@ -137,6 +137,9 @@ function toJS(doc: Document): { ok: true; value: unknown } | { ok: false; node: 
   }
 }
 
+/** Issues whose message does not quote the value, so the error adds it (custom messages quote it themselves). */
+const SHOWS_VALUE: ReadonlySet<core.$ZodIssue['code']> = new Set(['invalid_value', 'invalid_type', 'invalid_union', 'invalid_format', 'too_small', 'too_big']);
+
 function issueToErrors(doc: Document, issue: core.$ZodIssue): { path: string; offset: number | undefined; message: string }[] {
   const path = issue.path.filter((p): p is Segment => typeof p !== 'symbol');
   const { node, resolved } = nearestNode(doc, path);
@@ -151,7 +154,7 @@ function issueToErrors(doc: Document, issue: core.$ZodIssue): { path: string; of
     });
   }
   let message = issue.message;
-  if (resolved && isScalar(node) && (issue.code === 'invalid_value' || issue.code === 'invalid_type' || issue.code === 'invalid_union')) {
+  if (resolved && isScalar(node) && SHOWS_VALUE.has(issue.code)) {
     message += ` (got ${JSON.stringify(node.value)})`;
   } else if (!resolved && issue.code === 'invalid_type') {
     message = `missing required key: ${message}`;

@@ -25,7 +25,8 @@ const duration = z.string({ error: 'expected a duration such as 250ms, 2s or 1m'
  */
 const positiveDuration = duration.refine((ms) => ms > 0, 'must be longer than 0');
 
-const size = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a size such as 64KiB or 1MiB' })
+const SIZE_EXPECTED = 'expected a size such as 64KiB or 1MiB';
+const size = z.union([z.number().int().nonnegative(SIZE_EXPECTED), z.string()], { error: SIZE_EXPECTED })
   .transform((v, ctx) => {
     const bytes = typeof v === 'number' ? v : parseSize(v);
     if (bytes === undefined) {
@@ -35,12 +36,14 @@ const size = z.union([z.number().int().nonnegative(), z.string()], { error: 'exp
     return bytes;
   });
 
+const PERCENT_RANGE = 'expected a percentage from 0% to 100%';
+
 /** `50%` or a number from 0 to 100; read as a share in [0, 1]. */
-const percent = z.union([z.number().min(0).max(100), z.string()], { error: 'expected a percentage such as 50%' })
+const percent = z.union([z.number().min(0, PERCENT_RANGE).max(100, PERCENT_RANGE), z.string()], { error: 'expected a percentage such as 50%' })
   .transform((v, ctx) => {
     const share = typeof v === 'number' ? v / 100 : parsePercent(v);
     if (share === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not a percentage from 0% to 100%` });
+      ctx.addIssue({ code: 'custom', message: `"${String(v)}" is not a percentage: ${PERCENT_RANGE}, e.g. 50%` });
       return z.NEVER;
     }
     return share;
@@ -62,21 +65,21 @@ export function parseHostPort(text: string): HostPort | undefined {
   return { host, port };
 }
 
-const hostPort = (what: string, allowZeroPort: boolean) =>
-  z.string({ error: `expected ${what} as "host:port"` }).transform((text, ctx) => {
+const hostPort = (what: string, allowZeroPort: boolean, forms: string) =>
+  z.string({ error: `expected ${what} as ${forms}` }).transform((text, ctx) => {
     const hp = parseHostPort(text);
     if (!hp || (!allowZeroPort && hp.port === 0)) {
-      ctx.addIssue({ code: 'custom', message: `"${text}" is not ${what}: expected "host:port", e.g. 127.0.0.1:8080` });
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not ${what}: expected ${forms}, e.g. 127.0.0.1:8080` });
       return z.NEVER;
     }
     return hp;
   });
 
-const listenAddress = hostPort('a listen address', true);
-const serverAddress = hostPort('a server address', false);
+const listenAddress = hostPort('a listen address', true, '"host:port", "[v6]:port" or ":port"');
+const serverAddress = hostPort('a server address', false, '"host:port" or "[v6]:port"');
 
 /** `200`, `200-399`, or a comma list of both: `200-299, 304`. */
-const statusRanges = z.union([z.number().int(), z.string()]).transform((v, ctx) => {
+const statusRanges = z.union([z.number().int(), z.string()], { error: 'expected a status list such as "200-399" or "200, 204"' }).transform((v, ctx) => {
   const ranges: [number, number][] = [];
   for (const part of String(v).split(',')) {
     const m = /^\s*(\d{3})(?:\s*-\s*(\d{3}))?\s*$/.exec(part);
@@ -145,9 +148,18 @@ const outlierDetection = z.strictObject({
 
 export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx', 'retriable-4xx'] as const;
 
-const retryOn = z.union([z.enum(RETRY_CONDITIONS), z.string().regex(/^[1-5]\d\d$/), z.number().int().min(100).max(599)], {
-  error: `expected one of ${RETRY_CONDITIONS.join(', ')} or a status code such as "503"`,
-}).transform((v) => String(v));
+const RETRY_ON_EXPECTED = `expected ${RETRY_CONDITIONS.join(', ')} or a status code from 100 to 599`;
+
+/**
+ * One condition, or a status code as a number or a string. Checked in one place rather than as a union of the three,
+ * whose error would name only the branch that came closest ("must match pattern /^[1-5]\d\d$/").
+ */
+const retryOn = z.union([z.string(), z.number()], { error: RETRY_ON_EXPECTED }).transform((v, ctx) => {
+  const text = String(v);
+  if ((RETRY_CONDITIONS as readonly string[]).includes(text) || /^[1-5]\d\d$/.test(text)) return text;
+  ctx.addIssue({ code: 'custom', message: `"${text}" is not a retry condition: ${RETRY_ON_EXPECTED}` });
+  return z.NEVER;
+});
 
 const retry = z.strictObject({
   attempts: z.number().int().min(1).max(10).default(3),
@@ -178,10 +190,12 @@ const limits = z.strictObject({
   max_retries: z.number().int().min(0).optional(),
 });
 
+const HASH_KEY_EXPECTED = 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path';
+
 const upstream = z.strictObject({
   name,
   balance: z.enum(BALANCE_NAMES as readonly BalanceName[] as [BalanceName, ...BalanceName[]]).default('round-robin'),
-  hash_key: z.string().regex(HASH_KEY_PATTERN, 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path').default('client-ip'),
+  hash_key: z.string({ error: HASH_KEY_EXPECTED }).regex(HASH_KEY_PATTERN, HASH_KEY_EXPECTED).default('client-ip'),
   hash_balance_factor: z.number().gt(1).optional(),
   virtual_nodes: z.number().int().min(1).max(10_000).optional(),
   maglev_table_size: z.number().int().min(7).max(5_000_011).refine(isPrime, 'a Maglev table size must be a prime number, e.g. 65537').optional(),
@@ -257,11 +271,19 @@ const tcpListener = z.strictObject({
   accept_proxy_protocol: z.boolean().default(false),
 });
 
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
 /** `protocol` defaults to http, so the smallest file needs no more than a listener and an upstream. */
 const listener = z.preprocess(
-  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('protocol' in v) ? { ...v, protocol: 'http' } : v),
-  z.discriminatedUnion('protocol', [httpListener, tcpListener], { error: 'expected protocol: http or tcp' }),
+  (v) => (isRecord(v) && !('protocol' in v) ? { ...v, protocol: 'http' } : v),
+  z.discriminatedUnion('protocol', [httpListener, tcpListener], {
+    error: (issue) => (isRecord(issue.input)
+      ? 'expected protocol: http or tcp'
+      : 'expected a listener: { name, listen, routes } or { name, protocol: tcp, listen, upstream }'),
+  }),
 );
+
+const WORKERS_EXPECTED = 'expected a number of processes from 1 to 64, or auto';
 
 export const configSchema = z.strictObject({
   admin: z.strictObject({
@@ -272,7 +294,7 @@ export const configSchema = z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     access_log: z.boolean().default(true),
   }).prefault({}),
-  workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
+  workers: z.union([z.number().int().min(1, WORKERS_EXPECTED).max(64, WORKERS_EXPECTED), z.literal('auto')], { error: WORKERS_EXPECTED }).default(1),
   shutdown: z.strictObject({ drain_timeout: duration.default(15_000) }).prefault({}),
   listeners: z.array(listener).min(1, 'at least one listener is needed'),
   upstreams: z.array(upstream).min(1, 'at least one upstream is needed'),
