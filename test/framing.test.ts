@@ -109,13 +109,27 @@ const REFUSED: Case[] = [
   // Upgrades (RFC 9110 §7.8)
   { name: 'WebSocket upgrade with a Content-Length body', send: `GET /ws HTTP/1.1\r\n${HOST}${WS}Content-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`, status: [400] },
   { name: 'WebSocket upgrade with a chunked body', send: `GET /ws HTTP/1.1\r\n${HOST}${WS}Transfer-Encoding: chunked\r\n\r\n${chunk(SMUGGLED)}0\r\n\r\n`, status: [400] },
-  { name: 'Upgrade to h2c', send: `GET /a HTTP/1.1\r\n${HOST}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`, status: [400] },
 
   // Expectations (RFC 9110 §10.1.1)
   { name: 'unknown Expect is answered 417, its body never parsed as a request', send: `POST /a HTTP/1.1\r\n${HOST}Expect: 200-ok\r\nConnection: close\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`, status: [417] },
 ];
 
 const FORWARDED: Case[] = [
+  {
+    // RFC 9110 §7.8: a server may ignore Upgrade. `curl --http2 http://…` sends this; NGINX and Envoy serve it.
+    name: 'Upgrade to h2c is ignored: served as HTTP/1.1, without Upgrade or HTTP2-Settings upstream',
+    send: `GET /h2c HTTP/1.1\r\n${HOST}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
+    status: [200],
+    reaches: ['/h2c'],
+    check: ([r]) => expect([r!.headers.upgrade, r!.headers['http2-settings'], r!.method]).toEqual([undefined, undefined, 'GET']),
+  },
+  {
+    name: 'an h2c upgrade on a HEAD gets the head alone',
+    send: `HEAD /h2c HTTP/1.1\r\n${HOST}Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n`,
+    status: [200],
+    reaches: ['/h2c'],
+    check: ([r]) => expect(r!.method).toBe('HEAD'),
+  },
   {
     name: 'printable characters RFC 3986 leaves out but clients send ({, |, }, ", ^) in the query',
     send: `GET /q?f={"a"|^1} HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,

@@ -17,7 +17,7 @@ export interface Failure {
 export const FAILURES = {
   badRequest: { code: 'bad_request', status: 400, message: 'Bad Request' },
   noRoute: { code: 'no_route', status: 404, message: 'No route for this host and path' },
-  unsupportedUpgrade: { code: 'unsupported_upgrade', status: 400, message: 'Only WebSocket upgrades are proxied' },
+  unsupportedUpgrade: { code: 'unsupported_upgrade', status: 400, message: 'A WebSocket handshake must be a GET' },
   connectFailed: { code: 'upstream_connect_failed', status: 502, message: 'Upstream refused the connection' },
   connectTimeout: { code: 'upstream_connect_timeout', status: 504, message: 'Upstream connect timed out' },
   reset: { code: 'upstream_reset', status: 502, message: 'Upstream reset the connection' },

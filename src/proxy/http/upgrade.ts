@@ -2,8 +2,12 @@
  * WebSocket upgrades (RFC 6455 §4, RFC 9110 §7.8). The request is sent upstream through the server's undici Pool
  * with `upgrade: 'websocket'`; only when the origin answers 101 does the client socket become a tunnel. Any other
  * answer is relayed as an ordinary response and the connection closed. The two sockets live and die together.
+ *
+ * Any other upgrade (`h2c`, which `curl --http2` asks for on http:// URLs) is served as the ordinary request it also
+ * is, the Upgrade ignored (RFC 9110 §7.8 lets a server do that), and the connection closed after the response:
+ * node:http has handed the socket over, and Ballast does not parse what the client sends next on it.
  */
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Host } from '../../upstream/host.js';
@@ -16,6 +20,9 @@ import { clientAddress } from './client-address.js';
 
 const noop = (): void => {};
 
+/** A reason phrase that can be written into a raw head as it is (visible ASCII, spaces and tabs). */
+const PRINTABLE_REASON = /^[\t\x20-\x7e]*$/;
+
 /** The `upgrade` listener of the node:http server. */
 export function handleUpgrade(forwarder: HttpForwarder, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', noop);
@@ -26,8 +33,9 @@ export function handleUpgrade(forwarder: HttpForwarder, req: IncomingMessage, so
     writeFailure(socket, FAILURES.badRequest, problem);
     return;
   }
+  const websocket = (req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
   // RFC 6455 §4.1: the opening handshake is a GET; anything else would reach the origin rewritten as one.
-  if ((req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket' || req.method !== 'GET') {
+  if (websocket && req.method !== 'GET') {
     writeFailure(socket, FAILURES.unsupportedUpgrade);
     return;
   }
@@ -36,7 +44,7 @@ export function handleUpgrade(forwarder: HttpForwarder, req: IncomingMessage, so
     writeFailure(socket, FAILURES.noRoute);
     return;
   }
-  new Tunnel(forwarder, deps.routes.get(route)!, req, socket, head).start();
+  new Tunnel(forwarder, deps.routes.get(route)!, req, socket, head, websocket).start();
 }
 
 class Tunnel implements Dispatcher.DispatchHandler {
@@ -68,13 +76,16 @@ class Tunnel implements Dispatcher.DispatchHandler {
   /** The request metric is recorded once, when the handshake is answered, not when the tunnel closes. */
   #recorded = false;
   readonly #arrivedAt = performance.now();
+  /** A WebSocket handshake; otherwise an upgrade Ballast ignores, served as a plain request. */
+  readonly #websocket: boolean;
 
-  constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, client: Duplex, head: Buffer) {
+  constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, client: Duplex, head: Buffer, websocket: boolean) {
     this.#forwarder = forwarder;
     this.#route = route;
     this.#req = req;
     this.#client = client;
     this.#head = head;
+    this.#websocket = websocket;
   }
 
   start(): void {
@@ -116,7 +127,12 @@ class Tunnel implements Dispatcher.DispatchHandler {
     this.#timer = setTimeout(this.#onTimeout, timeout);
     this.#timer.unref();
     try {
-      host.pool.dispatch({ path: this.#req.url ?? '/', method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout: timeout }, this);
+      const path = this.#req.url ?? '/';
+      // forwardRequestHeaders dropped Upgrade and the fields Connection named (HTTP2-Settings): a plain request.
+      const options: Dispatcher.DispatchOptions = this.#websocket
+        ? { path, method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout: timeout }
+        : { path, method: this.#req.method as Dispatcher.HttpMethod, headers: this.#headers, headersTimeout: timeout };
+      host.pool.dispatch(options, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -208,7 +224,8 @@ class Tunnel implements Dispatcher.DispatchHandler {
     }
     this.#status = statusCode;
     this.#responseStarted = true;
-    let head = `HTTP/1.1 ${statusCode} ${statusText || 'Upgrade Refused'}\r\nconnection: close\r\n`;
+    const reason = statusText !== '' && PRINTABLE_REASON.test(statusText) ? statusText : (STATUS_CODES[statusCode] ?? 'Unknown');
+    let head = `HTTP/1.1 ${statusCode} ${reason}\r\nconnection: close\r\n`;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.#client.write(`${head}\r\n`);
     return true;
@@ -293,7 +310,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
         client: this.#clientIp,
         method: this.#req.method,
         url: this.#req.url,
-        upgrade: 'websocket',
+        upgrade: this.#websocket ? 'websocket' : undefined,
         upstream: this.#route.upstream.name,
         server: this.#host?.address,
         attempts: this.#tried.length,
