@@ -147,6 +147,21 @@ describe('failure mapping', () => {
     const b = await ballast(simpleConfig([o!.address]).replace('      - upstream: pool', '      - { match: { path_prefix: /api/ }, upstream: pool }'));
     expect((await get(b.url('/other'))).status).toBe(404);
     expect((await get(b.url('/api/x'))).status).toBe(200);
+    // Answered here, but a request all the same: an access line and a count (upstream="").
+    const raw = connect(b.port, '127.0.0.1');
+    raw.write('GET /bad#fragment HTTP/1.1\r\nHost: x\r\n\r\n');
+    raw.resume();
+    await once(raw, 'close');
+    await waitFor(() => b.logs.filter((l) => l.kind === 'access').length === 3);
+    const lines = b.logs.filter((l) => l.kind === 'access');
+    expect(lines.map((l) => [l.url, l.status, l.upstream, l.detail])).toEqual([
+      ['/other', 404, undefined, 'no route'],
+      ['/api/x', 200, 'pool', undefined],
+      ['/bad#fragment', 400, undefined, 'invalid character in request target'],
+    ]);
+    const metrics = (await get(`http://127.0.0.1:${b.adminPort}/metrics`)).body;
+    expect(metrics).toContain('ballast_requests_total{listener="web",upstream="",code_class="4xx"} 2');
+    expect(metrics).toContain('ballast_requests_total{listener="web",upstream="pool",code_class="2xx"} 1');
   });
 
   it('aborts the upstream request when the client goes away', async () => {
@@ -307,5 +322,18 @@ describe('graceful shutdown', () => {
     expect(res.body).toBe('late but complete');
     await stopped;
     await expect(get(b.url('/'))).rejects.toThrow();
+  });
+
+  it('a request cut at the drain deadline still gets its access line (503, cut at the drain deadline)', async () => {
+    const [o] = await origins(1);
+    o!.mode = 'hang';
+    const b = await startBallast(simpleConfig([o!.address]));
+    const pending = get(b.url('/held')).catch((err: unknown) => err);
+    await waitFor(() => o!.received.length === 1);
+    await b.ballast.stop(200);
+    expect(await pending).toBeInstanceOf(Error);
+    // stop() has resolved: every access line is written by now.
+    const line = b.logs.find((l) => l.kind === 'access' && l.url === '/held');
+    expect(line).toMatchObject({ status: 503, detail: 'cut at the drain deadline', upstream: 'pool' });
   });
 });

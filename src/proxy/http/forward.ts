@@ -48,6 +48,8 @@ export interface ForwarderDeps {
   /** Where access lines go, or undefined when the access log is off. */
   readonly accessLog: AccessLog | undefined;
   readonly random: Random;
+  /** `ballast_requests_total` for requests answered before an upstream was chosen (400, 404): `upstream=""`. */
+  readonly unrouted: RouteMetrics;
 }
 
 const noop = (): void => {};
@@ -72,6 +74,8 @@ export class HttpForwarder {
   deps: ForwarderDeps;
   /** Exchanges in flight, for graceful shutdown. */
   inflight = 0;
+  /** Shutdown reached its drain deadline and is closing the connections of the exchanges still in flight. */
+  cutting = false;
   #idleWaiters: (() => void)[] = [];
 
   constructor(deps: ForwarderDeps) {
@@ -87,15 +91,32 @@ export class HttpForwarder {
       this.deps.metrics.badRequests.inc({ listener: this.deps.listener, reason: 'framing' });
       this.deps.log.debug({ listener: this.deps.listener, reason: problem }, 'refused malformed request');
       sendFailure(res, FAILURES.badRequest, undefined, true, problem);
+      this.answeredHere(req, FAILURES.badRequest.status, problem);
       return;
     }
     const route = this.deps.router.match(req.headers.host ?? '', req.url ?? '/');
     if (route === undefined) {
       sendFailure(res, FAILURES.noRoute, undefined, false);
+      this.answeredHere(req, FAILURES.noRoute.status, 'no route');
       return;
     }
     new Exchange(this, this.deps.routes.get(route)!, req, res).start();
   };
+
+  /** A request answered without an upstream is still a request: counted, and given its access line. */
+  answeredHere(req: IncomingMessage, status: number, detail: string): void {
+    this.deps.unrouted.request(status, 0);
+    this.deps.accessLog?.write({
+      listener: this.deps.listener,
+      client: clientAddress(req.socket.remoteAddress),
+      method: req.method,
+      url: req.url,
+      status,
+      durationMs: 0,
+      bytes: 0,
+      detail,
+    });
+  }
 
   started(): void {
     this.inflight++;
@@ -314,7 +335,7 @@ class Exchange {
   onAttemptError(attempt: Attempt, err: Error): void {
     if (this.#clientGone) {
       this.#settle(attempt, undefined);
-      this.#finish(FAILURES.clientGone.status);
+      this.#finishGone();
       return;
     }
     // Timed out before undici wrote a byte (still queued for a busy server's connection): the server is not to
@@ -466,8 +487,14 @@ class Exchange {
     }
     const current = this.#current;
     if (current !== undefined) current.cancel();
-    else this.#finish(FAILURES.clientGone.status);
+    else this.#finishGone();
   };
+
+  /** The client connection closed first: the client left (499), or shutdown cut it at the drain deadline (503). */
+  #finishGone(): void {
+    if (this.#forwarder.cutting) this.#finish(503, 'cut at the drain deadline');
+    else this.#finish(FAILURES.clientGone.status);
+  }
 
   #finish(status: number, detail?: string): void {
     if (this.#finished) return;

@@ -119,11 +119,20 @@ export class HttpListener {
     });
     await Promise.race([this.forwarder.idle(), deadline]);
     clearTimeout(timer);
+    this.forwarder.cutting = this.forwarder.inflight > 0;
     this.server.closeAllConnections();
     for (const socket of this.#connections) socket.destroy();
     await closed;
+    // The exchanges just cut end once undici has aborted their upstream requests, a tick or two later; wait (briefly)
+    // so their access lines are written before the log is flushed for the last time.
+    if (this.forwarder.inflight > 0) {
+      await Promise.race([this.forwarder.idle(), new Promise((resolve) => setTimeout(resolve, CUT_GRACE_MS).unref())]);
+    }
   }
 }
+
+/** How long a stopping listener waits for the exchanges it cut at the drain deadline to report their end. */
+const CUT_GRACE_MS = 1000;
 
 /** Everything per route that can be computed once per config rather than per request. */
 function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): ForwarderDeps {
@@ -151,6 +160,7 @@ function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): F
     log: deps.log,
     accessLog: deps.accessLog,
     random: deps.random,
+    unrouted: deps.metrics.forRoute(config.name, ''),
   };
 }
 

@@ -31,17 +31,20 @@ export function handleUpgrade(forwarder: HttpForwarder, req: IncomingMessage, so
   if (problem !== undefined) {
     deps.metrics.badRequests.inc({ listener: deps.listener, reason: 'framing' });
     writeFailure(socket, FAILURES.badRequest, problem);
+    forwarder.answeredHere(req, FAILURES.badRequest.status, problem);
     return;
   }
   const websocket = (req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
   // RFC 6455 §4.1: the opening handshake is a GET; anything else would reach the origin rewritten as one.
   if (websocket && req.method !== 'GET') {
     writeFailure(socket, FAILURES.unsupportedUpgrade);
+    forwarder.answeredHere(req, FAILURES.unsupportedUpgrade.status, FAILURES.unsupportedUpgrade.message);
     return;
   }
   const route = deps.router.match(req.headers.host ?? '', req.url ?? '/');
   if (route === undefined) {
     writeFailure(socket, FAILURES.noRoute);
+    forwarder.answeredHere(req, FAILURES.noRoute.status, 'no route');
     return;
   }
   new Tunnel(forwarder, deps.routes.get(route)!, req, socket, head, websocket).start();
