@@ -200,6 +200,9 @@ describe('limits', () => {
     b.destroy();
     const text = await p.metrics.registry.metrics();
     expect(text).toContain('ballast_tcp_connections_closed_total{listener="db",end="listener-limit"} 1');
+    // The refused connection has its access line too.
+    const refusedLines = (await p.waitForAccessLogs(3)).filter((l) => l.end === 'listener-limit');
+    expect(refusedLines).toMatchObject([{ protocol: 'tcp', listener: 'db', client: '127.0.0.1', attempts: 0, bytesIn: 0 }]);
   });
 
   it('caps connections per server (limits.max_connections) and refuses when every server is full', async () => {

@@ -114,6 +114,8 @@ export interface TestTcpProxy {
   readonly metrics: Metrics;
   readonly port: number;
   readonly logs: Record<string, unknown>[];
+  /** Batches access lines; `flush()` writes what it holds, as a stopping Ballast does last. */
+  readonly accessLog: AccessLog;
   /** Every outcome reported to the upstream's sink. */
   readonly outcomes: { server: string; outcome: Outcome }[];
   accessLogs(): Record<string, unknown>[];
@@ -155,7 +157,8 @@ ${servers.map((s) => (typeof s === 'string' ? `      - { address: "${s}" }` : ` 
     },
   });
   const log = pino({ level: 'info' }, sink);
-  const listener = new TcpListener(config.listeners[0] as TcpListenerConfig, { upstreams: new Map([[upstream.name, upstream]]), metrics, log, accessLog: AccessLog.of(log) });
+  const accessLog = AccessLog.of(log)!;
+  const listener = new TcpListener(config.listeners[0] as TcpListenerConfig, { upstreams: new Map([[upstream.name, upstream]]), metrics, log, accessLog });
   await listener.listen();
   const accessLogs = (): Record<string, unknown>[] => logs.filter((l) => l.kind === 'access');
   let stopped: Promise<void> | undefined;
@@ -165,6 +168,7 @@ ${servers.map((s) => (typeof s === 'string' ? `      - { address: "${s}" }` : ` 
     metrics,
     port: listener.port,
     logs,
+    accessLog,
     outcomes,
     accessLogs,
     async waitForAccessLogs(n, timeoutMs = 5000) {

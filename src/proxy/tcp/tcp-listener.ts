@@ -18,6 +18,7 @@ import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
 import { TcpListenerMetrics } from './tcp-metrics.js';
 import { TcpSession, type TcpSessionContext } from './tcp-session.js';
 import { listen } from '../../util/listen.js';
+import { clientAddress } from '../http/client-address.js';
 
 export interface TcpListenerDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;
@@ -44,7 +45,7 @@ export class TcpListener {
     this.server = createServer({ allowHalfOpen: true, noDelay: true });
     this.server.maxConnections = config.max_connections;
     this.server.on('connection', this.#onConnection);
-    this.server.on('drop', () => this.#context.metrics.refused('listener-limit'));
+    this.server.on('drop', this.#onDrop);
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
   }
 
@@ -54,6 +55,24 @@ export class TcpListener {
     this.#context = buildContext(config, deps);
     this.server.maxConnections = config.max_connections;
   }
+
+  /** Over `max_connections`: node:net has closed the socket already. It is still a connection, with its line. */
+  readonly #onDrop = (data?: { remoteAddress?: string; remotePort?: number }): void => {
+    const ctx = this.#context;
+    ctx.metrics.refused('listener-limit');
+    ctx.accessLog?.write({
+      protocol: 'tcp',
+      listener: ctx.listener,
+      client: clientAddress(data?.remoteAddress),
+      clientPort: data?.remotePort,
+      upstream: ctx.upstream.name,
+      attempts: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: 0,
+      end: 'listener-limit',
+    });
+  };
 
   readonly #onConnection = (socket: Socket): void => {
     const session = new TcpSession(this.#context, socket, this.#onSessionDone);
@@ -104,8 +123,19 @@ export class TcpListener {
     }
     for (const session of this.#sessions) session.destroy('shutdown');
     await closed;
+    // A session cut here ends when both its sockets have closed, a tick or two later: wait (briefly) for its access
+    // line, so it is written before the log is flushed for the last time.
+    if (this.#sessions.size > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, CUT_GRACE_MS).unref()),
+      ]);
+    }
   }
 }
+
+/** How long a stopping listener waits for the sessions it cut at the drain deadline to report their end. */
+const CUT_GRACE_MS = 1000;
 
 function buildContext(config: TcpListenerConfig, deps: TcpListenerDeps): TcpSessionContext {
   const upstream = deps.upstreams.get(config.upstream);
