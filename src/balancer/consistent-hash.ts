@@ -19,7 +19,7 @@ import { loadBoundFor, type LoadBound } from './bounded-load.js';
 import { byAddress } from './address-order.js';
 import { walkDistinct } from './distinct-walk.js';
 import { murmur3, murmur3Words } from './hash.js';
-import { Cursor, NOTHING, rotation } from './rotation.js';
+import { Cursor, NOTHING, turns } from './rotation.js';
 import type { BalancedHost, HashKey, Picker, Strategy, StrategyOptions } from './types.js';
 import { configuredWeightOf } from './weights.js';
 
@@ -170,7 +170,7 @@ class RingPicker<H extends BalancedHost> implements Picker<H> {
   candidates(key: HashKey | undefined): Iterable<H> {
     const n = this.#hosts.length;
     if (n === 0) return NOTHING;
-    if (key === undefined) return rotation(this.#hosts, this.#cursor.advance(n));
+    if (key === undefined) return turns(this.#hosts, this.#cursor);
     const start = ringPosition(this.#ring.points, murmur3(key));
     return walkDistinct(this.#ranked, this.#ring.owners, start, this.#bound);
   }

@@ -18,7 +18,7 @@ import { byAddress } from './address-order.js';
 import { loadBoundFor, type LoadBound } from './bounded-load.js';
 import { walkDistinct } from './distinct-walk.js';
 import { murmur3 } from './hash.js';
-import { Cursor, NOTHING, rotation } from './rotation.js';
+import { Cursor, NOTHING, turns } from './rotation.js';
 import type { BalancedHost, HashKey, Picker, Strategy, StrategyOptions } from './types.js';
 import { configuredWeightOf } from './weights.js';
 
@@ -120,7 +120,7 @@ class MaglevPicker<H extends BalancedHost> implements Picker<H> {
   candidates(key: HashKey | undefined): Iterable<H> {
     const n = this.#hosts.length;
     if (n === 0) return NOTHING;
-    if (key === undefined) return rotation(this.#hosts, this.#cursor.advance(n));
+    if (key === undefined) return turns(this.#hosts, this.#cursor);
     const slot = murmur3(key) % this.#table.length;
     return walkDistinct(this.#ranked, this.#table, slot, this.#bound, key);
   }

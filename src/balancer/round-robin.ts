@@ -4,10 +4,11 @@
  * Cost per pick: O(1), no allocation beyond the generator. Source: the classic scheduler (HAProxy `roundrobin` without
  * weights, NGINX's default with equal weights); use weighted-round-robin.ts when weights matter.
  *
- * Each pick starts one host further on, then walks on through every host once, so a retry reaches the next server.
+ * Each pick starts just after the host the previous pick was taken at, then walks on through every host once, so a
+ * retry reaches the next server and a server that is down gives its turns to no one (rotation.ts `turns`).
  */
 
-import { Cursor, NOTHING, rotation } from './rotation.js';
+import { Cursor, NOTHING, turns } from './rotation.js';
 import type { BalancedHost, Picker, Strategy } from './types.js';
 
 export const roundRobin: Strategy = {
@@ -28,6 +29,6 @@ class RoundRobinPicker<H extends BalancedHost> implements Picker<H> {
   candidates(): Iterable<H> {
     const n = this.#hosts.length;
     if (n === 0) return NOTHING;
-    return rotation(this.#hosts, this.#cursor.advance(n));
+    return turns(this.#hosts, this.#cursor);
   }
 }

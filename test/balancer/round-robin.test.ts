@@ -12,12 +12,23 @@ describe('round robin', () => {
     expect(Array.from({ length: 7 }, () => first(picker))).toEqual([...hosts, ...hosts, hosts[0]]);
   });
 
-  it('starts each walk one host further on and wraps around', () => {
+  it('starts each walk just after the host the previous walk was taken at, and wraps around', () => {
     const [a, b, c] = makeHosts([1, 1, 1]);
     const picker = roundRobin.build([a!, b!, c!], deps);
+    expect(take(picker.candidates(undefined), 1)).toEqual([a]);
+    // Taken at its second candidate (the first was skipped): the next walk starts after that one.
+    expect(take(picker.candidates('a key is ignored'), 2)).toEqual([b, c]);
     expect(take(picker.candidates(undefined))).toEqual([a, b, c]);
-    expect(take(picker.candidates(undefined))).toEqual([b, c, a]);
-    expect(take(picker.candidates('a key is ignored'))).toEqual([c, a, b]);
-    expect(take(picker.candidates(undefined))).toEqual([a, b, c]);
+  });
+
+  it('gives the turns of a host that is skipped to no one: with one of three down, the other two alternate', () => {
+    const [a, b, c] = makeHosts([1, 1, 1]);
+    const picker = roundRobin.build([a!, b!, c!], deps);
+    const pick = (): unknown => {
+      for (const h of picker.candidates(undefined)) if (h !== b) return h;
+      return undefined;
+    };
+    // Moving the cursor one host per walk gave b's turns to c: a, c, c, a, c, c, …
+    expect(Array.from({ length: 6 }, pick)).toEqual([a, c, a, c, a, c]);
   });
 });
