@@ -184,6 +184,37 @@ upstreams:
     expect(errors[0]).toMatchObject({ path: 'upstreams[0].servers[0].address', message: 'environment variable ORIGIN is not set' });
   });
 
+  it('reads numbers, booleans and bare percentages that ${VAR} gives as text, quoted or not; other text is still refused', () => {
+    const text = `workers: "\${WORKERS:-2}"
+logging: { access_log: "\${ACCESS_LOG}" }
+listeners:
+  - name: web
+    listen: 127.0.0.1:8080
+    routes: [{ upstream: api }]
+upstreams:
+  - name: api
+    servers:
+      - address: 127.0.0.1:9000
+        weight: \${WEIGHT:-3}
+    retry: { attempts: "\${ATTEMPTS}", budget: "\${BUDGET}" }
+`;
+    const r = parseConfig(text, { ACCESS_LOG: 'false', ATTEMPTS: '2', BUDGET: '25' });
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.config.workers).toBe(2);
+      expect(r.config.logging.access_log).toBe(false);
+      expect(r.config.upstreams[0]!.servers[0]!.weight).toBe(3);
+      expect(r.config.upstreams[0]!.retry.attempts).toBe(2);
+      expect(r.config.upstreams[0]!.retry.budget).toBe(0.25);
+    }
+    const errors = errorsOf(text, { ACCESS_LOG: 'no', ATTEMPTS: 'two', BUDGET: '25', WEIGHT: '3.5' });
+    expect(errors.map((e) => [e.path, e.line])).toEqual([
+      ['logging.access_log', 2],
+      ['upstreams[0].servers[0].weight', 11],
+      ['upstreams[0].retry.attempts', 12],
+    ]);
+  });
+
   it('refuses values that would fail at run time: a non-prime Maglev table, a zero EWMA window, no pending queue', () => {
     const errors = errorsOf(MINIMAL.replace('  - name: api\n', '  - name: api\n    maglev_table_size: 100\n    ewma_decay: "0"\n    limits: { max_pending_requests: 0 }\n'));
     expect(errors.map((e) => e.path).sort()).toEqual(['upstreams[0].ewma_decay', 'upstreams[0].limits.max_pending_requests', 'upstreams[0].maglev_table_size']);

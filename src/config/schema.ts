@@ -10,6 +10,20 @@ import { HASH_KEY_PATTERN } from '../balancer/hash-key.js';
 import { isPrime } from '../balancer/maglev.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
+/**
+ * A number or boolean that may also arrive as text, as a `${VAR}` gives it (values are interpolated as strings, so
+ * `weight: ${W:-3}` or `workers: "${WORKERS:-2}"` would otherwise be refused as "received string"). Only the exact
+ * forms YAML itself reads as numbers and booleans are taken; anything else reaches the schema as it was.
+ */
+function fromText<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    const t = v.trim();
+    if (/^-?\d+(?:\.\d+)?$/.test(t)) return Number(t);
+    return t === 'true' ? true : t === 'false' ? false : v;
+  }, schema);
+}
+
 const duration = z.string({ error: 'expected a duration such as 250ms, 2s or 1m' }).transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined) {
@@ -39,7 +53,7 @@ const size = z.union([z.number().int().nonnegative(SIZE_EXPECTED), z.string()], 
 const PERCENT_RANGE = 'expected a percentage from 0% to 100%';
 
 /** `50%` or a number from 0 to 100; read as a share in [0, 1]. */
-const percent = z.union([z.number().min(0, PERCENT_RANGE).max(100, PERCENT_RANGE), z.string()], { error: 'expected a percentage such as 50%' })
+const percent = fromText(z.union([z.number().min(0, PERCENT_RANGE).max(100, PERCENT_RANGE), z.string()], { error: 'expected a percentage such as 50%' }))
   .transform((v, ctx) => {
     const share = typeof v === 'number' ? v / 100 : parsePercent(v);
     if (share === undefined) {
@@ -108,8 +122,8 @@ const cidr = z.string().refine((s) => {
 
 const server = z.strictObject({
   address: serverAddress,
-  weight: z.number().int().min(1).max(1000).default(1),
-  backup: z.boolean().default(false),
+  weight: fromText(z.number().int().min(1).max(1000)).default(1),
+  backup: fromText(z.boolean()).default(false),
 });
 
 const healthCheck = z.strictObject({
@@ -122,20 +136,20 @@ const healthCheck = z.strictObject({
   unhealthy_interval: positiveDuration.optional(),
   timeout: positiveDuration.default(2000),
   jitter: percent.default(0.1),
-  healthy_threshold: z.number().int().min(1).default(2),
-  unhealthy_threshold: z.number().int().min(1).default(3),
+  healthy_threshold: fromText(z.number().int().min(1)).default(2),
+  unhealthy_threshold: fromText(z.number().int().min(1)).default(3),
   expected_status: statusRanges.default([[200, 399]]),
   /** State of a server before its first probe (HAProxy starts servers up; Envoy starts them failed). */
   initial_state: z.enum(['healthy', 'unhealthy']).default('unhealthy'),
 });
 
 const outlierDetection = z.strictObject({
-  consecutive_failures: z.number().int().min(0).default(5),
-  consecutive_gateway_failures: z.number().int().min(0).default(3),
+  consecutive_failures: fromText(z.number().int().min(0)).default(5),
+  consecutive_gateway_failures: fromText(z.number().int().min(0)).default(3),
   interval: positiveDuration.default(10_000),
-  success_rate_minimum_hosts: z.number().int().min(1).default(5),
-  success_rate_request_volume: z.number().int().min(1).default(100),
-  success_rate_stdev_factor: z.number().positive().default(1.9),
+  success_rate_minimum_hosts: fromText(z.number().int().min(1)).default(5),
+  success_rate_request_volume: fromText(z.number().int().min(1)).default(100),
+  success_rate_stdev_factor: fromText(z.number().positive()).default(1.9),
   failure_percentage_threshold: percent.optional(),
   // Outlier detection is switched off by leaving it out: a zero ejection would log ejections that eject nothing.
   base_ejection_time: positiveDuration.default(30_000),
@@ -143,7 +157,7 @@ const outlierDetection = z.strictObject({
   /** Honoured exactly: at 10% (Envoy's default) a pool under 10 servers could never eject, so the default is 50%. */
   max_ejection_percent: percent.default(0.5),
   /** A passing active check ends a passive ejection early. */
-  uneject_on_active_success: z.boolean().default(true),
+  uneject_on_active_success: fromText(z.boolean()).default(true),
 });
 
 export const RETRY_CONDITIONS = ['connect-failure', 'reset', 'timeout', 'gateway-error', '5xx', 'retriable-4xx'] as const;
@@ -162,17 +176,17 @@ const retryOn = z.union([z.string(), z.number()], { error: RETRY_ON_EXPECTED }).
 });
 
 const retry = z.strictObject({
-  attempts: z.number().int().min(1).max(10).default(3),
+  attempts: fromText(z.number().int().min(1).max(10)).default(3),
   retry_on: z.array(retryOn).default(['connect-failure', 'reset', 'timeout', '502', '503', '504']),
   per_try_timeout: positiveDuration.optional(),
   /** 0 retries at once. */
   backoff: z.strictObject({ base: duration.default(25), max: duration.default(250) }).prefault({}),
   budget: percent.default(0.2),
   /** Concurrent retries always allowed whatever the budget share (Envoy `min_retry_concurrency`; Finagle's 10/s floor). */
-  min_retries: z.number().int().min(0).default(10),
+  min_retries: fromText(z.number().int().min(0)).default(10),
   buffer_body: size.default(64 * 1024),
   /** Treat non-idempotent requests carrying `Idempotency-Key` as retryable (draft-ietf-httpapi-idempotency-key-header). */
-  idempotency_key: z.boolean().default(false),
+  idempotency_key: fromText(z.boolean()).default(false),
 });
 
 const timeouts = z.strictObject({
@@ -183,11 +197,11 @@ const timeouts = z.strictObject({
 });
 
 const limits = z.strictObject({
-  max_connections: z.number().int().min(1).default(1024),
-  max_pending_requests: z.number().int().min(1).default(1024),
-  max_requests: z.number().int().min(1).default(10_000),
+  max_connections: fromText(z.number().int().min(1)).default(1024),
+  max_pending_requests: fromText(z.number().int().min(1)).default(1024),
+  max_requests: fromText(z.number().int().min(1)).default(10_000),
   /** A fixed cap on concurrent retries; when unset the retry budget governs (as in Envoy, where a budget replaces it). */
-  max_retries: z.number().int().min(0).optional(),
+  max_retries: fromText(z.number().int().min(0)).optional(),
 });
 
 const HASH_KEY_EXPECTED = 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path';
@@ -196,9 +210,9 @@ const upstream = z.strictObject({
   name,
   balance: z.enum(BALANCE_NAMES as readonly BalanceName[] as [BalanceName, ...BalanceName[]]).default('round-robin'),
   hash_key: z.string({ error: HASH_KEY_EXPECTED }).regex(HASH_KEY_PATTERN, HASH_KEY_EXPECTED).default('client-ip'),
-  hash_balance_factor: z.number().gt(1).optional(),
-  virtual_nodes: z.number().int().min(1).max(10_000).optional(),
-  maglev_table_size: z.number().int().min(7).max(5_000_011).refine(isPrime, 'a Maglev table size must be a prime number, e.g. 65537').optional(),
+  hash_balance_factor: fromText(z.number().gt(1)).optional(),
+  virtual_nodes: fromText(z.number().int().min(1).max(10_000)).optional(),
+  maglev_table_size: fromText(z.number().int().min(7).max(5_000_011).refine(isPrime, 'a Maglev table size must be a prime number, e.g. 65537')).optional(),
   ewma_decay: positiveDuration.default(10_000),
   sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.refine((ms) => ms >= 1000, 'must be at least 1s: the cookie\'s Max-Age counts whole seconds').optional() }).optional(),
   servers: z.array(server).min(1, 'an upstream needs at least one server'),
@@ -250,7 +264,7 @@ const httpListener = z.strictObject({
     request_timeout: duration.default(300_000),
     keep_alive_timeout: duration.default(5000),
     max_header_size: size.default(16 * 1024),
-    max_connections: z.number().int().min(1).optional(),
+    max_connections: fromText(z.number().int().min(1)).optional(),
   }).superRefine((c, ctx) => {
     // node:http's createServer throws on this: refused here rather than at start-up, where it would fail to listen.
     if (c.request_timeout > 0 && c.headers_timeout > c.request_timeout) {
@@ -265,10 +279,10 @@ const tcpListener = z.strictObject({
   listen: listenAddress,
   upstream: name,
   idle_timeout: duration.default(600_000),
-  max_connections: z.number().int().min(1).default(10_000),
-  connect_attempts: z.number().int().min(1).max(10).default(3),
+  max_connections: fromText(z.number().int().min(1)).default(10_000),
+  connect_attempts: fromText(z.number().int().min(1).max(10)).default(3),
   send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
-  accept_proxy_protocol: z.boolean().default(false),
+  accept_proxy_protocol: fromText(z.boolean()).default(false),
 });
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -292,9 +306,9 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    access_log: z.boolean().default(true),
+    access_log: fromText(z.boolean()).default(true),
   }).prefault({}),
-  workers: z.union([z.number().int().min(1, WORKERS_EXPECTED).max(64, WORKERS_EXPECTED), z.literal('auto')], { error: WORKERS_EXPECTED }).default(1),
+  workers: fromText(z.union([z.number().int().min(1, WORKERS_EXPECTED).max(64, WORKERS_EXPECTED), z.literal('auto')], { error: WORKERS_EXPECTED })).default(1),
   shutdown: z.strictObject({ drain_timeout: duration.default(15_000) }).prefault({}),
   listeners: z.array(listener).min(1, 'at least one listener is needed'),
   upstreams: z.array(upstream).min(1, 'at least one upstream is needed'),
