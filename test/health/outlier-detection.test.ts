@@ -34,8 +34,10 @@ describe('passive outlier detection', () => {
     expect(second).toMatchObject({ server: o1!.address, reason: 'consecutive_failures', ejections: 2, failures: 4 });
     expect(second.ejectedForMs).toBeGreaterThanOrEqual(2 * base);
     expect(second.ejectedForMs).toBeLessThanOrEqual(2 * base * 1.1 + 1);
-    // The trial came only once the first ejection was over (log times are Date.now(); ejectedForMs is rounded).
-    expect((second.time as number) - (first.time as number)).toBeGreaterThanOrEqual((first.ejectedForMs as number) - 2);
+    // The trial came only once the first ejection was over. Log times are Date.now(), the wall clock, which a busy VM
+    // was seen to advance 3 ms less than the monotonic clock ejections are timed by over these 300 ms; and
+    // ejectedForMs is rounded. Hence the same 5 ms of slack as below.
+    expect((second.time as number) - (first.time as number)).toBeGreaterThanOrEqual((first.ejectedForMs as number) - 5);
     o1!.mode = 'ok';
     const fixedAt = performance.now();
     // A 200 from o1: the trial's own 500 (x-origin: o1 too) may reach the client just after fixedAt.
