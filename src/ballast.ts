@@ -105,7 +105,8 @@ export class Ballast {
     return on ? this.#accessLog : undefined;
   }
 
-  #healthService(upstreams: ReadonlyMap<string, Upstream>): HealthService {
+  /** `previous`: the service a reload replaces, whose outlier-detection state the new one takes over first. */
+  #healthService(upstreams: ReadonlyMap<string, Upstream>, previous?: HealthService): HealthService {
     const o = this.#options;
     const health = new HealthService([...upstreams.values()], {
       clock: this.#clock,
@@ -116,6 +117,7 @@ export class Ballast {
       ...(o.onHealthEvent !== undefined && { onEvent: o.onHealthEvent }),
       ...(o.logPanic !== undefined && { logPanic: o.logPanic }),
     });
+    if (previous !== undefined) health.inheritFrom(previous);
     o.prepare?.(health);
     return health;
   }
@@ -179,8 +181,7 @@ export class Ballast {
       }
       upstreams.set(u.name, upstream);
     }
-    const health = this.#healthService(upstreams);
-    health.inheritFrom(this.health);
+    const health = this.#healthService(upstreams, this.health);
     this.#nextHealth = health;
     await health.start();
     if (this.#stopping !== undefined) {
@@ -252,6 +253,7 @@ export class Ballast {
     }
     this.config = next;
     oldHealth.stop();
+    health.takeOverEjections();
     // Requests still running on the old pools (a retry waiting out its backoff included) finish there: the
     // pools close once nothing is in flight on them, or at the drain deadline.
     for (const u of previous.values()) {

@@ -142,6 +142,11 @@ export class HealthService {
     }
   }
 
+  /** After the service this one replaced (`inheritFrom`) is stopped: report the end of the ejections it left. */
+  takeOverEjections(): void {
+    for (const detector of this.#detectors.values()) detector.takeOverEjections();
+  }
+
   /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`). */
   snapshot(): HostHealth[] {
     const out: HostHealth[] = [];

@@ -70,6 +70,8 @@ class Monitor {
   returnTimer: unknown;
   /** An ejection was refused by `max_ejection_percent` and not reported since. */
   capped = false;
+  /** The current (or last) ejection was decided by another process (`adopt`), which reports its end. */
+  adopted = false;
   /** This interval's attempts. */
   successes = 0;
   failures = 0;
@@ -197,6 +199,7 @@ export class OutlierDetector {
     }
     m.ejectedAt = now;
     m.capped = false;
+    m.adopted = true;
     // The end of an ejection adopted from elsewhere is reported where it was decided; here it only lapses.
     host.eject(until, now);
     this.#onEnd(host, m, until, () => this.#events.lapsed?.(host));
@@ -218,7 +221,8 @@ export class OutlierDetector {
    * Take over what `previous` (the detector of the config a reload replaces) knows of the same server: its ejection
    * count, so the backoff does not start over at the base time after every reload; the failure run in progress; and
    * when its current ejection began, so only a probe started after it ends it early. The host itself already carries
-   * the ejection (Host.inheritState); a timer is set here to report its end, as the old detector's is stopped.
+   * the ejection (Host.inheritState). Its end is reported by the old detector until that one is stopped, then by
+   * this one (`takeOverEjections`).
    */
   inherit(host: Host, previous: OutlierDetector, previousHost: Host): void {
     const m = this.#monitors.get(host);
@@ -228,7 +232,19 @@ export class OutlierDetector {
     m.runs = before.runs;
     m.ejectedAt = before.ejectedAt;
     m.capped = before.capped;
-    if (host.ejectedUntil > this.#clock()) this.#onEnd(host, m, host.ejectedUntil, () => this.#events.returned(host, false));
+    m.adopted = before.adopted;
+  }
+
+  /**
+   * The detector a reload replaced is stopped: from now on this one reports the end of the ejections it inherited
+   * (lapsed only, for one another process decided). Until now the old one did, so no end is told twice.
+   */
+  takeOverEjections(): void {
+    const now = this.#clock();
+    for (const [host, m] of this.#monitors) {
+      if (host.ejectedUntil <= now || m.returnTimer !== undefined) continue;
+      this.#onEnd(host, m, host.ejectedUntil, m.adopted ? () => this.#events.lapsed?.(host) : () => this.#events.returned(host, false));
+    }
   }
 
   /** Times `host` has been ejected, decayed (for /status and tests). */
@@ -245,6 +261,7 @@ export class OutlierDetector {
       return;
     }
     m.capped = false;
+    m.adopted = false;
     m.ejections = Math.min(m.ejections + 1, maxEjectionCount(this.#times));
     m.ejectedAt = now;
     const durationMs = ejectionDuration(m.ejections, this.#times, this.#random);

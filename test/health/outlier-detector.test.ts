@@ -178,8 +178,9 @@ describe('outlier detector', () => {
     const clock = manualClock();
     const { timers, advance } = manualTimers(clock);
     const returned: [Host, boolean][] = [];
+    const lapsed: Host[] = [];
     const ejected: Ejection[] = [];
-    const events = { ejected: (e: Ejection) => ejected.push(e), returned: (h: Host, early: boolean) => returned.push([h, early]), capped() {} };
+    const events = { ejected: (e: Ejection) => ejected.push(e), returned: (h: Host, early: boolean) => returned.push([h, early]), capped() {}, lapsed: (h: Host) => lapsed.push(h) };
     const detector = (u: Upstream) => new OutlierDetector(u.hosts, u.config.outlier_detection!, { clock, random: () => 0, timers, events });
     const before = upstream(keys, { clock });
     const old = detector(before);
@@ -188,15 +189,22 @@ describe('outlier detector', () => {
     old.observe(a!, e500); // ejected once, for 1s
     const probeBeforeEjection = clock.now - 1;
     old.observe(b!, e500); // half a run
-    advance(400);
+    const [, , c, d] = before.hosts;
+    old.adopt(c!, 800, 1); // decided by another process, which reports its end
+    advance(300);
+    old.adopt(d!, 50, 1); // ends while the new detector is still being prepared
+    advance(100);
 
     const after = upstream(keys, { clock });
     for (const h of after.hosts) h.inheritState(before.host(h.address)!);
     const next = detector(after);
-    const [a2, b2] = after.hosts;
-    next.inherit(a2!, old, a!);
-    next.inherit(b2!, old, b!);
+    const [a2, b2, c2, d2] = after.hosts;
+    for (const h of after.hosts) next.inherit(h, old, before.host(h.address)!);
+    // Until the old detector stops, it reports the ends; then the new one takes over, so none is told twice.
+    advance(10);
+    expect(lapsed).toEqual([d]);
     old.stop();
+    next.takeOverEjections();
     expect(next.ejections(a2!)).toBe(1);
     // The ejection began before this probe did: the probe says nothing about it.
     next.activeCheckPassed(a2!, probeBeforeEjection);
@@ -205,6 +213,12 @@ describe('outlier detector', () => {
     advance(600);
     expect(a2!.state(clock.now)).toBe('healthy');
     expect(returned).toEqual([[a2, false]]);
+    // The adopted ejection only lapses here: its end is the deciding process's to report.
+    advance(300);
+    expect(c2!.state(clock.now)).toBe('healthy');
+    expect(lapsed).toEqual([d, c2]);
+    expect(returned).toEqual([[a2, false]]);
+    expect(d2!.state(clock.now)).toBe('healthy');
     // The next ejection is the second: twice the base time, not the base time again.
     next.observe(a2!, e500);
     next.observe(a2!, e500);
