@@ -192,6 +192,32 @@ describe('upstream responses', () => {
     expect(reply.end).toBe('reset');
   });
 
+  it('serves an h2c upgrade as HTTP/1.1: a 304 with Content-Length is complete, a body cut short resets the client', async () => {
+    const origin = await rawOrigin({
+      '/304': (s) => s.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n'),
+      '/cut': (s) => {
+        s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+        setTimeout(() => s.destroy(), 50);
+      },
+    });
+    const b = await proxy(origin);
+    const h2c = (path: string) => `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`;
+    const notModified = await exchange(b.port, h2c('/304'));
+    expect(statusLines(notModified.text)).toEqual(['HTTP/1.1 304 Not Modified']);
+    expect(notModified.end).toBe('fin');
+    const cut = await exchange(b.port, h2c('/cut'));
+    expect(statusLines(cut.text)).toEqual(['HTTP/1.1 200 OK']);
+    expect(cut.end).toBe('reset');
+    await waitFor(() => b.logs.filter((l) => l.kind === 'access').length === 2);
+    expect(b.logs.filter((l) => l.kind === 'access').map((l) => [l.url, l.status])).toEqual([
+      ['/304', 304],
+      ['/cut', 502],
+    ]);
+    // The 304 was a success for the server, not a failure that outlier detection counts.
+    const metrics = await b.ballast.metrics.registry.metrics();
+    expect(metrics).toContain(`ballast_upstream_attempts_total{upstream="pool",server="${origin.address}",outcome="3xx"} 1`);
+  });
+
   it('with attempts: 1, sends a request once to an origin that fails it on a connection opened for it', async () => {
     const origin = await rawOrigin({
       '/partial': (s) => {

@@ -24,10 +24,11 @@ export class Host implements BalancedHost {
   readonly backup: boolean;
   readonly pool: Pool;
   /**
-   * A connection to this server was just opened and no request has been written on it yet: the next attempt to
-   * start goes out on it (forward.ts reads and clears this, to tell a keep-alive race from a failing origin).
+   * A connection to this server was just opened and no request has been written on it yet: the next request
+   * undici starts goes out on it. Every dispatch handler takes it in its `onConnect` (takeFreshConnection), so
+   * forward.ts can tell a keep-alive race from a failing origin.
    */
-  freshConnection = false;
+  #freshConnection = false;
   readonly latency: PeakEwma;
   /** Requests in flight through this server (leased and not yet released). */
   inflight = 0;
@@ -78,8 +79,15 @@ export class Host implements BalancedHost {
     this.pool.on('connectionError', () => {});
     // undici writes the first request queued for a new connection in the same tick as it reports the connection.
     this.pool.on('connect', () => {
-      this.freshConnection = true;
+      this.#freshConnection = true;
     });
+  }
+
+  /** Whether the request undici is starting now goes out on a connection opened for it; clears the mark. */
+  takeFreshConnection(): boolean {
+    const fresh = this.#freshConnection;
+    this.#freshConnection = false;
+    return fresh;
   }
 
   /** Derived, never stored: takes every source into account. */

@@ -19,7 +19,7 @@ import type { Host } from '../../upstream/host.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { outcomeLabel, type Outcome } from '../../upstream/outcome.js';
 import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
-import { forwardRequestHeaders, forwardResponseHeaders } from './headers.js';
+import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch } from './headers.js';
 import { framingProblem, hasRequestBody } from './framing.js';
 import type { Route, Router } from './router.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -343,7 +343,7 @@ class Exchange {
     const { failure, outcome } = attempt.reachedUpstream || !attempt.timedOutLocally
       ? classifyUpstreamError(err, attempt.reachedUpstream)
       : { failure: FAILURES.timeout, outcome: undefined };
-    if (this.responseStarted && bodiless(this.res.statusCode) && (err as Error & { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    if (this.responseStarted && bodiless(this.res.statusCode) && isLengthMismatch(err)) {
       // A 304 may carry the Content-Length of the body it stands for (RFC 9110 §8.6), and neither it nor a 204 has
       // a body (RFC 9112 §6.3); undici still counts the bytes that never come. The response is complete.
       this.onAttemptComplete(attempt);
@@ -613,14 +613,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     this.leavePending();
+    // Whatever becomes of this attempt, it is the one written on the connection just opened, if one was.
+    this.onFreshConnection = this.host.takeFreshConnection();
     // Aborted before a byte is written: it never reached the origin, and reports nothing about it.
     if (this.#dropped || this.#cancelled) {
       abort(new Error('attempt no longer wanted'));
       return;
     }
     this.reachedUpstream = true;
-    this.onFreshConnection = this.host.freshConnection;
-    this.host.freshConnection = false;
   }
 
   /** The response cannot be relayed: stop it here and report `err` as its failure. */
@@ -717,17 +717,6 @@ function mayHaveLostRace(attempt: Attempt, err: Error): boolean {
 
 /** A reason phrase Node will write (RFC 9112 §4: HTAB, SP, VCHAR, obs-text). */
 const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-/** Statuses whose responses never have a body (RFC 9112 §6.3). */
-function bodiless(status: number): boolean {
-  return status === 204 || status === 304;
-}
-
-function dropContentLength(headers: string[]): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') headers.splice(i, 2);
-  }
-}
 
 /** Sends a response head that is still held back because no body byte followed it (see onAttemptHeaders). */
 function flushHead(exchange: Exchange): void {

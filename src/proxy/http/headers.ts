@@ -144,6 +144,27 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
   return { headers: out, requestId, host };
 }
 
+/** Statuses whose responses never have a body (RFC 9112 §6.3). */
+export function bodiless(status: number): boolean {
+  return status === 204 || status === 304;
+}
+
+/**
+ * undici's complaint that a response had fewer body bytes than its Content-Length. For a 304, which may carry the
+ * Content-Length of the body it stands for (RFC 9110 §8.6), or a 204, neither of which has a body, the response is
+ * complete all the same.
+ */
+export function isLengthMismatch(err: Error): boolean {
+  return (err as Error & { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+}
+
+/** Removes Content-Length from a flat header list: a 204 must not carry one (RFC 9110 §8.6). */
+export function dropContentLength(headers: string[]): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') headers.splice(i, 2);
+  }
+}
+
 /**
  * The response headers sent downstream, as a flat string array for `res.writeHead`: hop-by-hop and
  * Connection-named fields removed. Node frames the body itself (chunked or content-length).

@@ -8,12 +8,13 @@
  * node:http has handed the socket over, and Ballast does not parse what the client sends next on it.
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Host } from '../../upstream/host.js';
 import { outcomeLabel, type Outcome } from '../../upstream/outcome.js';
 import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
-import { forwardRequestHeaders, forwardResponseHeaders } from './headers.js';
+import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch } from './headers.js';
 import { framingProblem } from './framing.js';
 import type { CompiledRoute, HttpForwarder } from './forward.js';
 import { clientAddress } from './client-address.js';
@@ -159,7 +160,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
     this.#abandoned = true;
     this.#clearTimer();
     this.#release();
-    if (failure === undefined) this.#done(499);
+    if (failure === undefined) this.#done(this.#gone());
     else this.#end(failure);
   }
 
@@ -172,6 +173,8 @@ class Tunnel implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
+    // Not a plain request's to judge a keep-alive race by (forward.ts): taken so that none reads it wrongly.
+    this.#host?.takeFreshConnection();
     if (this.#abandoned || this.#client.destroyed) {
       abort(new Error('upgrade no longer wanted'));
       return;
@@ -227,6 +230,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
     }
     this.#status = statusCode;
     this.#responseStarted = true;
+    if (statusCode === 204) dropContentLength(headers);
     const reason = statusText !== '' && PRINTABLE_REASON.test(statusText) ? statusText : (STATUS_CODES[statusCode] ?? 'Unknown');
     let head = `HTTP/1.1 ${statusCode} ${reason}\r\nconnection: close\r\n`;
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -253,13 +257,23 @@ class Tunnel implements Dispatcher.DispatchHandler {
     if (this.#abandoned) return;
     this.#release();
     if (this.#client.destroyed) {
-      this.#done(499);
+      this.#done(this.#gone());
+      return;
+    }
+    if (this.#responseStarted && bodiless(this.#status) && isLengthMismatch(err)) {
+      // A 304 with the Content-Length of the body it stands for, or a 204: complete (see forward.ts).
+      this.#report({ kind: 'response', status: this.#status, latencyMs: performance.now() - this.#startedAt });
+      this.#client.end();
+      this.#done(this.#status);
       return;
     }
     const { failure, outcome } = classifyUpstreamError(err, this.#reachedUpstream);
     if (outcome !== undefined) this.#report(outcome);
     if (this.#responseStarted) {
-      this.#client.destroy();
+      // The body ends with the connection here: only a reset tells the client it was cut short (a FIN would not).
+      const client = this.#client as Partial<Socket> & Duplex;
+      if (typeof client.resetAndDestroy === 'function') client.resetAndDestroy();
+      else client.destroy();
       this.#done(failure.status);
       return;
     }
@@ -293,6 +307,11 @@ class Tunnel implements Dispatcher.DispatchHandler {
   }
 
   #finished = false;
+
+  /** The client connection closed first: the client left (499), or shutdown cut it at the drain deadline (503). */
+  #gone(): number {
+    return this.#forwarder.cutting ? 503 : 499;
+  }
 
   /** Request metrics describe the handshake: a tunnel's lifetime is not a request duration. */
   #record(status: number): void {
