@@ -257,6 +257,23 @@ export async function exchange(port: number, payload: string | Buffer, localAddr
  * Resolves when the peer has closed the connection (end of stream or close); rejects after `ms`. Reads and
  * discards whatever else arrives meanwhile.
  */
+/** How a connection ends: a reset (ECONNRESET) or a clean FIN; rejects if it is still open after `ms`. */
+export function howItEnds(socket: Socket, ms: number): Promise<'reset' | 'fin'> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connection still open after ${ms} ms`)), ms);
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code === 'ECONNRESET' ? 'reset' : 'fin');
+    });
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolve('fin');
+    });
+    socket.on('data', () => {});
+    socket.resume();
+  });
+}
+
 export function endedWithin(socket: Socket, ms: number): Promise<void> {
   if (socket.closed || socket.readableEnded) return Promise.resolve();
   return new Promise((resolve, reject) => {

@@ -14,7 +14,9 @@
  *
  * Errors: either socket failing or closing early (a reset, a write after the peer left) makes each direction that
  * is still under way destroy both sockets (a pipeline watches both of its streams, and so does UpstreamReads); no
- * socket outlives its peer. `done` is called once, after both sockets have closed, with how the relay ended.
+ * socket outlives its peer. A socket that fails resets its peer rather than closing it with a FIN, so a stream cut
+ * short on one side cannot pass for a complete one on the other. `done` is called once, after both sockets have
+ * closed, with how the relay ended.
  */
 import type { Socket } from 'node:net';
 import { finished, pipeline } from 'node:stream';
@@ -143,6 +145,9 @@ export function relay(client: Socket, upstream: Socket, done: (result: RelayResu
     if (end !== undefined || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ERR_STREAM_DESTROYED') return;
     end = side;
     code = err.code ?? err.name;
+    // Before the pipelines destroy the peer with a FIN: the peer must see the failure as one (a reset).
+    const peer = side === 'client-error' ? upstream : client;
+    if (!peer.destroyed) peer.resetAndDestroy();
   };
   client.on('error', onError('client-error'));
   upstream.on('error', onError('upstream-error'));
