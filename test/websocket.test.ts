@@ -54,6 +54,45 @@ describe('websocket', () => {
     await once(ws, 'close');
   });
 
+  it('answers 502 to an origin that switches to another protocol than WebSocket, instead of a 101 it never sent', async () => {
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      socket.on('error', () => {});
+      socket.on('end', () => socket.destroy());
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+    });
+    const b = await proxy(await listen(server));
+    const socket = connect(b.port, '127.0.0.1');
+    socket.write('GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    let reply = '';
+    socket.on('data', (c: Buffer) => (reply += c.toString()));
+    await once(socket, 'close');
+    expect(reply).toMatch(/^HTTP\/1\.1 502 /);
+    expect(reply).toContain('x-ballast-error: upstream_invalid_response');
+  });
+
+  it('closes a tunnel silent both ways for timeouts.idle, and logs it', async () => {
+    const origin = await echoOrigin();
+    const b = await startBallast(simpleConfig([origin.address], '    timeouts: { idle: 300ms }'));
+    cleanup.push(() => b.stop());
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/quiet`);
+    ws.on('error', () => {});
+    await once(ws, 'open');
+    // Traffic keeps it open past the idle time...
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      ws.send('ping');
+      await once(ws, 'message');
+    }
+    const opened = performance.now();
+    // ...and silence closes it.
+    await once(ws, 'close');
+    expect(performance.now() - opened).toBeGreaterThanOrEqual(250);
+    await waitFor(() => b.logs.some((l) => l.kind === 'access' && l.url === '/quiet'));
+    expect(b.logs.find((l) => l.kind === 'access' && l.url === '/quiet')).toMatchObject({ status: 101 });
+    await waitFor(() => b.ballast.upstreams.get('pool')!.hosts[0]!.inflight === 0);
+  });
+
   it('relays a refusal as an ordinary response instead of tunnelling', async () => {
     const server = createServer((_req, res) => res.end());
     server.on('upgrade', (_req, socket) => {

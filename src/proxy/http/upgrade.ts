@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Host } from '../../upstream/host.js';
-import { outcomeLabel, type Outcome } from '../../upstream/outcome.js';
+import { outcomeLabel, RESET, type Outcome } from '../../upstream/outcome.js';
 import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
 import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch } from './headers.js';
 import { framingProblem } from './framing.js';
@@ -20,6 +20,14 @@ import type { CompiledRoute, HttpForwarder } from './forward.js';
 import { clientAddress } from './client-address.js';
 
 const noop = (): void => {};
+
+/** The Upgrade token of a response, lower-cased; undefined without one. */
+function upgradeToken(raw: readonly Buffer[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 7 && raw[i]!.toString('latin1').toLowerCase() === 'upgrade') return raw[i + 1]!.toString('latin1').trim().toLowerCase();
+  }
+  return undefined;
+}
 
 /** A reason phrase that can be written into a raw head as it is (visible ASCII, spaces and tabs). */
 const PRINTABLE_REASON = /^[\t\x20-\x7e]*$/;
@@ -184,9 +192,19 @@ class Tunnel implements Dispatcher.DispatchHandler {
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstream: Duplex): void {
     this.#clearTimer();
+    upstream.on('error', noop);
+    const raw = (rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
+    // RFC 6455 §4.1: the client fails a 101 whose Upgrade is not websocket. Ballast writes the 101 head itself, so an
+    // origin that switched to anything else must not be passed off as having switched to WebSocket.
+    if (upgradeToken(raw) !== 'websocket') {
+      upstream.destroy();
+      this.#release();
+      this.#report(RESET);
+      this.#end(FAILURES.invalidResponse);
+      return;
+    }
     this.#status = statusCode;
     this.#report({ kind: 'response', status: statusCode, latencyMs: performance.now() - this.#startedAt });
-    upstream.on('error', noop);
     if (this.#client.destroyed) {
       upstream.destroy();
       this.#release();
@@ -195,7 +213,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
     }
     this.#record(101);
     // A 101 has no body, so no transfer coding to refuse.
-    const headers = forwardResponseHeaders((rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h))) ?? [];
+    const headers = forwardResponseHeaders(raw) ?? [];
     let head = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.#client.write(`${head}\r\n`);
@@ -210,6 +228,10 @@ class Tunnel implements Dispatcher.DispatchHandler {
     };
     this.#client.once('close', teardown);
     upstream.once('close', teardown);
+    // A tunnel silent for `timeouts.idle` both ways is closed (NGINX proxy_read_timeout, HAProxy timeout tunnel): every
+    // relayed byte is a read or a write on the client socket, and a tunnel stalled by backpressure is silent too.
+    const idle = this.#route.upstream.config.timeouts.idle;
+    if (idle > 0) (this.#client as Partial<Socket> & Duplex).setTimeout?.(idle, teardown);
     this.#client.pipe(upstream);
     upstream.pipe(this.#client);
   }
