@@ -392,9 +392,9 @@ class Exchange {
     const upstream = this.#route.upstream;
     const method = this.req.method ?? 'GET';
     const bodyReplayable = this.#bodyReplayable();
-    if (!policy.maySendAgain({ method, reachedUpstream, bodyReplayable, hasIdempotencyKey: this.req.headers['idempotency-key'] !== undefined })) {
-      const why = bodyReplayable ? 'not-idempotent' : 'body-not-buffered';
-      this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: why });
+    const refusal = policy.refusal({ method, reachedUpstream, bodyReplayable, hasIdempotencyKey: this.req.headers['idempotency-key'] !== undefined });
+    if (refusal !== undefined) {
+      this.#forwarder.deps.metrics.retriesSkipped.inc({ upstream: upstream.name, reason: refusal });
       return undefined;
     }
     if (performance.now() + (retryAfterMs ?? 0) >= this.#deadline) {

@@ -84,9 +84,17 @@ export class RetryPolicy {
 
   /** The safety rule: may this request be sent (again) to an origin after this failure? */
   maySendAgain(ctx: ResendContext): boolean {
-    if (!ctx.bodyReplayable) return false;
-    if (!ctx.reachedUpstream) return true;
-    return isIdempotent(ctx.method) || (this.#trustIdempotencyKey && ctx.hasIdempotencyKey);
+    return this.refusal(ctx) === undefined;
+  }
+
+  /**
+   * Why the safety rule forbids sending this request again, or undefined when it allows it. A non-idempotent request
+   * that reached the origin is `not-idempotent` whatever its body: such a body is never buffered, and a bigger
+   * `buffer_body` would change nothing. `body-not-buffered` is a body too big (or chunked) to have been kept.
+   */
+  refusal(ctx: ResendContext): 'not-idempotent' | 'body-not-buffered' | undefined {
+    if (ctx.reachedUpstream && !isIdempotent(ctx.method) && !(this.#trustIdempotencyKey && ctx.hasIdempotencyKey)) return 'not-idempotent';
+    return ctx.bodyReplayable ? undefined : 'body-not-buffered';
   }
 
   /** Whether a body of this method and length is worth buffering so that it can be replayed. */
