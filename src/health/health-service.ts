@@ -40,6 +40,12 @@ export class HealthService {
   readonly checker: ActiveChecker;
   readonly #detectors = new Map<Upstream, OutlierDetector>();
   readonly #upstreams = new Map<string, Upstream>();
+  /**
+   * The first probes are still coming in. Servers start unhealthy (`initial_state`) and pass one by one, so panic is
+   * not judged until all have answered: the pool would look like it fell to 1 of 4, then rose back (Envoy holds panic
+   * during initial health checking too). No request is served before then (`start`).
+   */
+  #initialProbes = true;
 
   constructor(upstreams: readonly Upstream[], deps: HealthDeps) {
     const { log, metrics } = deps;
@@ -105,7 +111,7 @@ export class HealthService {
             if (healthy) log.info(fields, 'server passed its active health checks');
             else log.warn(fields, 'server failed its active health checks');
             // A flip may take the upstream into or out of panic; report it now, not at the next request.
-            upstream.panicking(upstream.now());
+            if (!this.#initialProbes) upstream.panicking(upstream.now());
             emit({ kind: 'active', upstream: upstream.name, server: host.address, failed: !healthy });
           }
         },
@@ -115,9 +121,12 @@ export class HealthService {
   }
 
   /** Start probing and detecting; resolves after every server's first probe (see ActiveChecker.start). */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     for (const d of this.#detectors.values()) d.start();
-    return this.checker.start();
+    await this.checker.start();
+    this.#initialProbes = false;
+    // Now judged once, on every server's first verdict: a pool that starts in panic says so here.
+    for (const upstream of this.#upstreams.values()) upstream.panicking(upstream.now());
   }
 
   /** Stop every probe and timer. */

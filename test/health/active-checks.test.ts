@@ -119,6 +119,24 @@ describe('active health checks', () => {
     expect(logsWith(b2, 'server failed its active health checks')).toEqual([expect.objectContaining({ probes: 1 })]);
   });
 
+  it('judges panic once every server has its first verdict, not while the first probes come in one by one', async () => {
+    const check = `    health_check: { type: http, interval: ${INTERVAL}ms, timeout: 500ms }`;
+    const healthy = await fx.origins(4);
+    const b = await fx.ballast(poolConfig({ servers: healthy, upstream: check }));
+    await send(b);
+    // Servers start unhealthy and pass one at a time: 1 of 4 available was never a panic.
+    expect(logsWith(b, 'upstream in panic: too few servers available, balancing over all of them')).toEqual([]);
+    expect(logsWith(b, 'upstream left panic')).toEqual([]);
+
+    const [up, ...dead] = await fx.origins(4, 'd');
+    for (const d of dead) d.healthy = false;
+    const b2 = await fx.ballast(poolConfig({ servers: [up!, ...dead], upstream: check }));
+    // A pool that really starts in panic says so once.
+    expect(logsWith(b2, 'upstream in panic: too few servers available, balancing over all of them')).toEqual([
+      expect.objectContaining({ available: 1, eligible: 4 }),
+    ]);
+  });
+
   it('tcp checks: a killed server goes unhealthy, a restarted one comes back', async () => {
     const [o1, o2] = await fx.origins(2);
     const b = await fx.ballast(poolConfig({
