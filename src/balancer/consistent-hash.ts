@@ -158,6 +158,8 @@ class RingPicker<H extends BalancedHost> implements Picker<H> {
   readonly #ring: Ring;
   readonly #bound: LoadBound | undefined;
   readonly #cursor = new Cursor();
+  /** Keyless retries take their turns here, apart from first choices (types.ts, Picker). */
+  readonly #retryCursor = new Cursor();
 
   constructor(hosts: readonly H[], options: StrategyOptions) {
     const virtualNodes = virtualNodesOption(options.virtualNodes);
@@ -167,10 +169,10 @@ class RingPicker<H extends BalancedHost> implements Picker<H> {
     this.#bound = loadBoundFor(this.#ranked, options.balanceFactor);
   }
 
-  candidates(key: HashKey | undefined): Iterable<H> {
+  candidates(key: HashKey | undefined, retry = false): Iterable<H> {
     const n = this.#hosts.length;
     if (n === 0) return NOTHING;
-    if (key === undefined) return turns(this.#hosts, this.#cursor);
+    if (key === undefined) return turns(this.#hosts, retry ? this.#retryCursor : this.#cursor);
     const start = ringPosition(this.#ring.points, murmur3(key));
     return walkDistinct(this.#ranked, this.#ring.owners, start, this.#bound);
   }

@@ -108,6 +108,8 @@ class MaglevPicker<H extends BalancedHost> implements Picker<H> {
   readonly #table: Uint32Array;
   readonly #bound: LoadBound | undefined;
   readonly #cursor = new Cursor();
+  /** Keyless retries take their turns here, apart from first choices (types.ts, Picker). */
+  readonly #retryCursor = new Cursor();
 
   constructor(hosts: readonly H[], options: StrategyOptions) {
     const tableSize = tableSizeOption(options.tableSize, hosts.length);
@@ -117,10 +119,10 @@ class MaglevPicker<H extends BalancedHost> implements Picker<H> {
     this.#bound = loadBoundFor(this.#ranked, options.balanceFactor);
   }
 
-  candidates(key: HashKey | undefined): Iterable<H> {
+  candidates(key: HashKey | undefined, retry = false): Iterable<H> {
     const n = this.#hosts.length;
     if (n === 0) return NOTHING;
-    if (key === undefined) return turns(this.#hosts, this.#cursor);
+    if (key === undefined) return turns(this.#hosts, retry ? this.#retryCursor : this.#cursor);
     const slot = murmur3(key) % this.#table.length;
     return walkDistinct(this.#ranked, this.#table, slot, this.#bound, key);
   }

@@ -9,7 +9,7 @@
  */
 
 import { Cursor, NOTHING, turns } from './rotation.js';
-import type { BalancedHost, Picker, Strategy } from './types.js';
+import type { BalancedHost, HashKey, Picker, Strategy } from './types.js';
 
 export const roundRobin: Strategy = {
   name: 'round-robin',
@@ -21,14 +21,16 @@ export const roundRobin: Strategy = {
 class RoundRobinPicker<H extends BalancedHost> implements Picker<H> {
   readonly #hosts: readonly H[];
   readonly #cursor = new Cursor();
+  /** Retries take their turns here, apart from first choices (types.ts, Picker). */
+  readonly #retryCursor = new Cursor();
 
   constructor(hosts: readonly H[]) {
     this.#hosts = [...hosts];
   }
 
-  candidates(): Iterable<H> {
+  candidates(_key?: HashKey, retry = false): Iterable<H> {
     const n = this.#hosts.length;
     if (n === 0) return NOTHING;
-    return turns(this.#hosts, this.#cursor);
+    return turns(this.#hosts, retry ? this.#retryCursor : this.#cursor);
   }
 }

@@ -58,9 +58,14 @@ export type HashKey = string;
  * (unhealthy, ejected, draining, over a limit, tried already) and keeps iterating (Pingora `BackendSelection::iter`).
  * Each host appears at most once per walk, so a retry walking on always reaches a different server.
  * An empty host set yields nothing.
+ *
+ * `retry`: this walk picks another server for a request whose first choice failed. A rotation takes it in a turn
+ * of its own (a second cursor), so the next request's first choice is the one it would have been, and what fails
+ * over is spread over the other servers in turn. (With one rotation, one of two servers refusing connections got
+ * every request's first try; of three, the one after it got twice the other's share.)
  */
 export interface Picker<H extends BalancedHost = BalancedHost> {
-  candidates(key: HashKey | undefined): Iterable<H>;
+  candidates(key: HashKey | undefined, retry?: boolean): Iterable<H>;
 }
 
 export interface StrategyDeps {

@@ -127,7 +127,7 @@ export class Upstream {
 }
 
 function walk(picker: Picker<Host>, key: HashKey | undefined, now: number, panic: boolean, tried: readonly Host[] | undefined): Host | undefined {
-  for (const host of picker.candidates(key)) {
+  for (const host of picker.candidates(key, tried !== undefined && tried.length > 0)) {
     if ((panic ? host.acceptsTraffic : host.isAvailable(now)) && (tried === undefined || !tried.includes(host))) return host;
   }
   return undefined;

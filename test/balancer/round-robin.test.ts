@@ -31,4 +31,29 @@ describe('round robin', () => {
     // Moving the cursor one host per walk gave b's turns to c: a, c, c, a, c, c, …
     expect(Array.from({ length: 6 }, pick)).toEqual([a, c, a, c, a, c]);
   });
+
+  it('takes retries in turns of their own: first choices keep rotating, and what fails over is spread', () => {
+    const [a, b, c] = makeHosts([1, 1, 1]);
+    const picker = roundRobin.build([a!, b!, c!], deps);
+    // b refuses every connection, unknown to health: each request tries its first choice, then retries once.
+    const firsts: unknown[] = [];
+    const served: unknown[] = [];
+    for (let i = 0; i < 6; i++) {
+      const first = take(picker.candidates(undefined), 1)[0];
+      firsts.push(first);
+      if (first !== b) {
+        served.push(first);
+        continue;
+      }
+      for (const h of picker.candidates(undefined, true)) {
+        if (h === b) continue;
+        served.push(h);
+        break;
+      }
+    }
+    expect(firsts).toEqual([a, b, c, a, b, c]);
+    // a and c serve 3 each (one rotation gave c, after b, twice a's share).
+    expect(served.filter((h) => h === a)).toHaveLength(3);
+    expect(served.filter((h) => h === c)).toHaveLength(3);
+  });
 });
