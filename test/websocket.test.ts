@@ -71,6 +71,56 @@ describe('websocket', () => {
     expect(reply).toContain('x-ballast-error: upstream_invalid_response');
   });
 
+  it('a client that half-closes before the origin answers its handshake is gone: the upstream request is aborted, 499', async () => {
+    let originSide: import('node:net').Socket | undefined;
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      originSide = socket as import('node:net').Socket;
+      socket.on('error', () => {});
+      socket.on('end', () => socket.destroy());
+    });
+    const b = await proxy(await listen(server));
+    const socket = connect(b.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('GET /pending HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await waitFor(() => originSide !== undefined);
+    const originClosed = once(originSide!, 'close');
+    socket.end();
+    await originClosed;
+    await waitFor(() => b.logs.some((l) => l.kind === 'access' && l.url === '/pending'));
+    expect(b.logs.find((l) => l.kind === 'access' && l.url === '/pending')).toMatchObject({ status: 499 });
+    expect(b.ballast.upstreams.get('pool')!.hosts[0]!.inflight).toBe(0);
+    const metrics = await b.ballast.metrics.registry.metrics();
+    expect(metrics).not.toContain('outcome="timeout"');
+  });
+
+  it('bytes a client sends before the 101 reach the origin once, in order, after the handshake', async () => {
+    const received: Buffer[] = [];
+    let release: () => void = () => {};
+    const server = createServer((_req, res) => res.end());
+    server.on('upgrade', (req, socket) => {
+      socket.on('error', () => {});
+      socket.on('data', (c: Buffer) => received.push(c));
+      socket.on('end', () => socket.destroy());
+      release = () => socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      void req;
+    });
+    const b = await proxy(await listen(server));
+    const socket = connect(b.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('GET /early HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\none');
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('two');
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    let reply = '';
+    socket.on('data', (c: Buffer) => (reply += c.toString()));
+    await waitFor(() => reply.includes('101'));
+    socket.write('three');
+    await waitFor(() => Buffer.concat(received).toString() === 'onetwothree');
+    socket.destroy();
+  });
+
   it('closes a tunnel silent both ways for timeouts.idle, and logs it', async () => {
     const origin = await echoOrigin();
     const b = await startBallast(simpleConfig([origin.address], '    timeouts: { idle: 300ms }'));

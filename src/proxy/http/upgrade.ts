@@ -29,6 +29,9 @@ function upgradeToken(raw: readonly Buffer[]): string | undefined {
   return undefined;
 }
 
+/** Bytes read from a client before its handshake is answered, beyond which it is paused (see Tunnel.start). */
+const EARLY_LIMIT = 64 * 1024;
+
 /** A reason phrase that can be written into a raw head as it is (visible ASCII, spaces and tabs). */
 const PRINTABLE_REASON = /^[\t\x20-\x7e]*$/;
 
@@ -90,6 +93,9 @@ class Tunnel implements Dispatcher.DispatchHandler {
   readonly #arrivedAt = performance.now();
   /** A WebSocket handshake; otherwise an upgrade Ballast ignores, served as a plain request. */
   readonly #websocket: boolean;
+  /** What the client sent after its handshake, before the origin answered: forwarded once the tunnel opens. */
+  #early: Buffer[] = [];
+  #earlyBytes = 0;
 
   constructor(forwarder: HttpForwarder, route: CompiledRoute, req: IncomingMessage, client: Duplex, head: Buffer, websocket: boolean) {
     this.#forwarder = forwarder;
@@ -119,8 +125,26 @@ class Tunnel implements Dispatcher.DispatchHandler {
     this.#hashKey = this.#route.hashKey?.({ headers: this.#req.headers, url: this.#req.url ?? '/', clientIp });
     this.#sticky = this.#route.sticky?.hostFor(this.#req, this.#route.upstream.now());
     this.#client.once('close', this.#onClientClose);
+    if (this.#websocket) {
+      // Read while the handshake is pending, or a client that leaves with a FIN (not a reset) goes unnoticed until
+      // the timeout, holding its lease and blaming the origin for the wait. A WebSocket client sends nothing before
+      // the 101 (RFC 6455 §4.1), so this is a few bytes at most; past EARLY_LIMIT the client is paused.
+      this.#client.on('data', this.#onEarlyData);
+      this.#client.once('end', this.#onEarlyEnd);
+    }
     this.#try();
   }
+
+  readonly #onEarlyData = (chunk: Buffer): void => {
+    this.#early.push(chunk);
+    this.#earlyBytes += chunk.length;
+    if (this.#earlyBytes > EARLY_LIMIT) this.#client.pause();
+  };
+
+  /** The client half-closed before the origin answered: it is gone (its 'close' then aborts the attempt). */
+  readonly #onEarlyEnd = (): void => {
+    this.#client.destroy();
+  };
 
   #try(): void {
     const host = (this.#tried.length === 0 ? this.#sticky : undefined) ?? this.#route.upstream.pick(this.#hashKey, this.#tried);
@@ -218,6 +242,10 @@ class Tunnel implements Dispatcher.DispatchHandler {
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.#client.write(`${head}\r\n`);
     if (this.#head.length > 0) upstream.write(this.#head);
+    this.#client.off('data', this.#onEarlyData);
+    this.#client.off('end', this.#onEarlyEnd);
+    for (const chunk of this.#early) upstream.write(chunk);
+    this.#early = [];
     // Either side closing or failing tears down both: a half-open tunnel is a leaked socket.
     // The lease on the server is held while the tunnel is open, so least-request sees long-lived sockets.
     const teardown = (): void => {
