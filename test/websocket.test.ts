@@ -30,8 +30,9 @@ async function echoOrigin(): Promise<{ address: string; wss: WebSocketServer; se
   return { address: await listen(server), wss, server };
 }
 
-async function proxy(address: string): Promise<TestBallast> {
-  const b = await startBallast(simpleConfig([address]));
+/** Ballast in front of `address`; `upstreamExtra`: more upstream keys, as YAML lines indented by four spaces. */
+async function proxy(address: string, upstreamExtra = ''): Promise<TestBallast> {
+  const b = await startBallast(simpleConfig([address], upstreamExtra));
   cleanup.push(() => b.stop());
   return b;
 }
@@ -123,8 +124,7 @@ describe('websocket', () => {
 
   it('closes a tunnel silent both ways for timeouts.idle, and logs it', async () => {
     const origin = await echoOrigin();
-    const b = await startBallast(simpleConfig([origin.address], '    timeouts: { idle: 300ms }'));
-    cleanup.push(() => b.stop());
+    const b = await proxy(origin.address, '    timeouts: { idle: 300ms }');
     const ws = new WebSocket(`ws://127.0.0.1:${b.port}/quiet`);
     ws.on('error', () => {});
     await once(ws, 'open');
@@ -248,8 +248,7 @@ upstreams:
 
   it('counts an open tunnel against max_requests, and frees it when the tunnel closes', async () => {
     const origin = await echoOrigin();
-    const b = await startBallast(simpleConfig([origin.address], '    limits: { max_requests: 1 }'));
-    cleanup.push(() => b.stop());
+    const b = await proxy(origin.address, '    limits: { max_requests: 1 }');
     const first = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
     first.on('error', () => {});
     await once(first, 'open');
