@@ -4,7 +4,7 @@
  * admin endpoint and each worker the listeners, and the options below say which part an instance runs.
  */
 import type { AddressInfo } from 'node:net';
-import type { Clock, Random } from './balancer/types.js';
+import type { Clock, Random } from './util/clock.js';
 import type { Config, ListenerConfig } from './config/schema.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';

@@ -47,11 +47,9 @@ export { BALANCE_NAMES } from './types.js';
 export type {
   BalancedHost,
   BalanceName,
-  Clock,
   HashKey,
   LatencyObserver,
   Picker,
-  Random,
   Strategy,
   StrategyDeps,
   StrategyOptions,

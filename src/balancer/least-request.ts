@@ -13,7 +13,8 @@
 
 import { powerOfTwoChoices } from './p2c.js';
 import { NOTHING } from './rotation.js';
-import type { BalancedHost, Picker, Random, Strategy, StrategyDeps } from './types.js';
+import type { BalancedHost, Picker, Strategy, StrategyDeps } from './types.js';
+import type { Random } from '../util/clock.js';
 import { WeightedSampler } from './weighted-sample.js';
 import { effectiveWeightOf } from './weights.js';
 

@@ -10,7 +10,8 @@
  * loaded pool is spread exactly by weight (the first draw decides), and under load the cost comparison takes over.
  */
 
-import type { BalancedHost, Random } from './types.js';
+import type { BalancedHost } from './types.js';
+import type { Random } from '../util/clock.js';
 import type { WeightedSampler } from './weighted-sample.js';
 
 /**

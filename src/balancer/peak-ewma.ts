@@ -14,7 +14,8 @@
 import { loadOf } from './least-request.js';
 import { powerOfTwoChoices } from './p2c.js';
 import { NOTHING } from './rotation.js';
-import type { BalancedHost, Clock, LatencyObserver, Picker, Random, Strategy, StrategyDeps } from './types.js';
+import type { BalancedHost, LatencyObserver, Picker, Strategy, StrategyDeps } from './types.js';
+import type { Clock, Random } from '../util/clock.js';
 import { WeightedSampler } from './weighted-sample.js';
 import { effectiveWeightOf } from './weights.js';
 

@@ -8,7 +8,8 @@
  */
 
 import { NOTHING } from './rotation.js';
-import type { BalancedHost, Picker, Random, Strategy, StrategyDeps } from './types.js';
+import type { BalancedHost, Picker, Strategy, StrategyDeps } from './types.js';
+import type { Random } from '../util/clock.js';
 import { WeightedSampler } from './weighted-sample.js';
 
 /** Candidates drawn one by one (O(log n) each) before the rest is ordered in one O(n log n) pass. */

@@ -5,11 +5,7 @@
  * without locking or copying (Pingora `LoadBalancer::update`: rebuild, then swap in with one assignment).
  */
 
-/** A uniform random number in [0, 1). Injected so tests are exact (Traefik `p2c.go` does the same). */
-export type Random = () => number;
-
-/** Milliseconds on a monotonic clock. Injected so decay and slow start are testable without sleeping. */
-export type Clock = () => number;
+import type { Clock, Random } from '../util/clock.js';
 
 export type BalanceName =
   | 'round-robin'

@@ -10,7 +10,8 @@
  * ascending (Efraimidis & Spirakis, "Weighted random sampling with a reservoir", IPL 2006).
  */
 
-import type { BalancedHost, Random } from './types.js';
+import type { BalancedHost } from './types.js';
+import type { Random } from '../util/clock.js';
 import { configuredWeightOf, effectiveWeightOf } from './weights.js';
 
 /** Rejections before a draw switches to the exact scan; at 8 a pool with half its weight usable falls back 1 in 256. */

@@ -9,7 +9,7 @@
  *
  * Cost: one timer and at most one open socket per target; nothing on the request path.
  */
-import type { Clock, Random } from '../balancer/types.js';
+import type { Clock, Random } from '../util/clock.js';
 import type { HealthCheckConfig } from '../config/schema.js';
 import type { Host } from '../upstream/host.js';
 import type { Upstream } from '../upstream/upstream.js';

@@ -7,7 +7,7 @@
  * - how many: an ejection is allowed only if, counting it, no more than `max_ejection_percent` of the pool's servers
  *   are ejected. The share is checked after the ejection, exactly: 50% of 4 allows 2, 0% allows none, 100% all.
  */
-import type { Random } from '../balancer/types.js';
+import type { Random } from '../util/clock.js';
 
 /** Up to 10% longer than the computed time. A constant: nobody can set this sensibly per pool. */
 export const EJECTION_JITTER = 0.1;

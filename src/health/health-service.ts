@@ -10,7 +10,7 @@
  * `HealthEvent` (`onEvent`), and `apply` / `applySnapshot` take in what other processes decided, without logging
  * or reporting it again. A cluster worker runs without active checks (`activeChecks: false`): the primary probes.
  */
-import type { Clock, Random } from '../balancer/types.js';
+import type { Clock, Random } from '../util/clock.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../upstream/host.js';

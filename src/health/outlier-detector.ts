@@ -11,7 +11,7 @@
  *
  * Cost per outcome: a map lookup and a few integer updates. Clock, random and timers are injected.
  */
-import type { Clock, Random } from '../balancer/types.js';
+import { REAL_TIMERS, type Clock, type Random, type Timers } from '../util/clock.js';
 import type { OutlierDetectionConfig } from '../config/schema.js';
 import type { Host } from '../upstream/host.js';
 import type { Outcome } from '../upstream/outcome.js';
@@ -43,22 +43,6 @@ export interface OutlierEvents {
    */
   lapsed?(host: Host): void;
 }
-
-export interface Timers {
-  set(fn: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
-}
-
-const REAL_TIMERS: Timers = {
-  set(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clear(handle) {
-    clearTimeout(handle as NodeJS.Timeout);
-  },
-};
 
 class Monitor {
   runs: FailureRuns = NO_FAILURES;

@@ -5,7 +5,7 @@
  * Jitter spreads each delay uniformly over interval × (1 ± jitter), so many Ballast replicas (or one replica's many
  * servers) that started together drift apart instead of probing in lockstep (HAProxy `spread-checks`).
  */
-import type { Random } from '../balancer/types.js';
+import type { Random } from '../util/clock.js';
 import type { HealthCheckConfig } from '../config/schema.js';
 
 /** The interval for a server in this state: `unhealthy_interval` while it is unhealthy (HAProxy `downinter`). */

@@ -7,7 +7,8 @@
  * which is where slow start ramps from. (Writing a field directly still works, but does not restart slow start.)
  */
 import { Pool } from 'undici';
-import type { BalancedHost, Clock } from '../balancer/types.js';
+import type { BalancedHost } from '../balancer/types.js';
+import type { Clock } from '../util/clock.js';
 import { PeakEwma } from '../balancer/peak-ewma.js';
 import type { ServerConfig, UpstreamConfig } from '../config/schema.js';
 

@@ -3,13 +3,14 @@
  * into one usable server. Primaries and backups get separate pickers: backups are walked only when no untried
  * primary is available (HAProxy `backup`).
  *
- * Panic mode (health/panic.ts): when the share of available primaries falls below `panic_threshold`, the walk
+ * Panic mode (panic.ts): when the share of available primaries falls below `panic_threshold`, the walk
  * accepts every primary the admin lets take traffic, health ignored, rather than overload the few that are left.
  */
-import type { Clock, HashKey, Picker, Random } from '../balancer/types.js';
+import type { HashKey, Picker } from '../balancer/types.js';
+import type { Clock, Random } from '../util/clock.js';
 import { strategyFor } from '../balancer/index.js';
 import type { UpstreamConfig } from '../config/schema.js';
-import { inPanic } from '../health/panic.js';
+import { inPanic } from './panic.js';
 import { Host } from './host.js';
 import type { Outcome } from './outcome.js';
 

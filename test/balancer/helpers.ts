@@ -2,7 +2,8 @@
  * Test doubles for the balancer: a seeded PRNG, a manual clock and mutable hosts.
  */
 
-import type { BalancedHost, Clock, LatencyObserver, Picker } from '../../src/balancer/types.js';
+import type { BalancedHost, LatencyObserver, Picker } from '../../src/balancer/types.js';
+import type { Clock } from '../../src/util/clock.js';
 
 export { mulberry32 } from '../helpers/random.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EJECTION_JITTER, ejectionDuration, maxEjectable, maxEjectionCount, mayEject } from '../../src/health/ejection.js';
-import { inPanic } from '../../src/health/panic.js';
+import { inPanic } from '../../src/upstream/panic.js';
 import { jittered, probeInterval } from '../../src/health/schedule.js';
 
 const times = { baseMs: 30_000, maxMs: 300_000 };

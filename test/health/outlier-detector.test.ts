@@ -1,6 +1,7 @@
 /** The outlier detector with an injected clock, random and timers: exact and instant. */
 import { describe, expect, it } from 'vitest';
-import { OutlierDetector, type Ejection, type Timers } from '../../src/health/outlier-detector.js';
+import { OutlierDetector, type Ejection } from '../../src/health/outlier-detector.js';
+import type { Timers } from '../../src/util/clock.js';
 import type { Host } from '../../src/upstream/host.js';
 import { CONNECT_FAILURE, type Outcome } from '../../src/upstream/outcome.js';
 import type { Upstream } from '../../src/upstream/upstream.js';

@@ -1,4 +1,4 @@
-import type { Random } from '../../src/balancer/types.js';
+import type { Random } from '../../src/util/clock.js';
 
 /** mulberry32 (Tommy Ettinger): a tiny, well-distributed 32-bit PRNG; the same seed gives the same sequence. */
 export function mulberry32(seed: number): Random {

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bytesToIpv6, ipv6ToBytes } from '../../src/proxy/tcp/ip-address.js';
+import { bytesToIpv6, ipv6ToBytes } from '../../src/util/ip-address.js';
 import {
   encodeProxyHeader,
   encodeV1,

@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { Dispatcher } from 'undici';
-import type { Random } from '../../balancer/types.js';
+import type { Random } from '../../util/clock.js';
 import type { HashKeyReader } from '../../balancer/hash-key.js';
 import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
@@ -23,7 +23,7 @@ import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHead
 import { framingProblem, hasRequestBody } from './framing.js';
 import type { Route, Router } from './router.js';
 import type { RetryPolicy } from './retry-policy.js';
-import { clientAddress } from './client-address.js';
+import { clientAddress } from '../../util/client-address.js';
 import type { CircuitBreaker, Limit } from './circuit-breaker.js';
 import type { StickySessions } from './sticky-sessions.js';
 

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Random } from '../../balancer/types.js';
+import type { Random } from '../../util/clock.js';
 import { compileHashKey } from '../../balancer/hash-key.js';
 import { isHashing } from '../../balancer/index.js';
 import type { Metrics } from '../../admin/metrics.js';

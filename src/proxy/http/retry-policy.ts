@@ -8,7 +8,7 @@
  *   request carries an `Idempotency-Key` and the policy trusts it.
  */
 import type { RetryConfig } from '../../config/schema.js';
-import type { Random } from '../../balancer/types.js';
+import type { Random } from '../../util/clock.js';
 import type { Outcome } from '../../upstream/outcome.js';
 
 /** RFC 9110 §9.2.2. */

@@ -17,7 +17,7 @@ import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
 import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch } from './headers.js';
 import { framingProblem } from './framing.js';
 import type { CompiledRoute, HttpForwarder } from './forward.js';
-import { clientAddress } from './client-address.js';
+import { clientAddress } from '../../util/client-address.js';
 
 const noop = (): void => {};
 

@@ -15,7 +15,7 @@
  * endpoints, which §2.2 allows ("falls back to the UNSPEC mode").
  */
 import type { Socket } from 'node:net';
-import { bytesToIpv4, bytesToIpv6, familyOf, ipv4ToBytes, ipv6ToBytes, unmapIpv4, type IpFamily } from './ip-address.js';
+import { bytesToIpv4, bytesToIpv6, familyOf, ipv4ToBytes, ipv6ToBytes, unmapIpv4, type IpFamily } from '../../util/ip-address.js';
 
 export type ProxyVersion = 'v1' | 'v2';
 

@@ -18,7 +18,7 @@ import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
 import { TcpListenerMetrics } from './tcp-metrics.js';
 import { TcpSession, type TcpSessionContext } from './tcp-session.js';
 import { listen } from '../../util/listen.js';
-import { clientAddress } from '../http/client-address.js';
+import { clientAddress } from '../../util/client-address.js';
 
 export interface TcpListenerDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;

@@ -13,7 +13,7 @@ import type { Logger } from '../../log.js';
 import type { Host } from '../../upstream/host.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { ConnectCancel } from './connect.js';
-import { unmapIpv4 } from './ip-address.js';
+import { unmapIpv4 } from '../../util/ip-address.js';
 import { encodeProxyHeader, proxyAddresses, ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
 import { relay, UpstreamReads, type RelayEnd } from './relay.js';
 import type { EndReason, TcpListenerMetrics } from './tcp-metrics.js';
