@@ -78,7 +78,7 @@ export class Ballast {
     this.#options = options;
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
     const upstreams = new Map<string, Upstream>();
-    for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random }));
+    for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random, metrics: this.metrics }));
     this.upstreams = upstreams;
     this.metrics.track([...upstreams.values()]);
     this.health = this.#healthService(upstreams);
@@ -171,7 +171,7 @@ export class Ballast {
     const previous = this.upstreams;
     const upstreams = new Map<string, Upstream>();
     for (const u of next.upstreams) {
-      const upstream = new Upstream(u, { clock: this.#clock, random: this.#random });
+      const upstream = new Upstream(u, { clock: this.#clock, random: this.#random, metrics: this.metrics });
       const old = previous.get(u.name);
       if (old !== undefined) {
         for (const host of upstream.hosts) {

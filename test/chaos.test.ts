@@ -12,7 +12,6 @@ import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import { simpleConfig, type TestBallast } from './helpers/ballast.js';
 import { waitFor } from './helpers/wait.js';
-import { circuitBreakerFor } from '../src/proxy/http/circuit-breaker.js';
 
 interface Result {
   status: number;
@@ -42,7 +41,7 @@ function client(): Agent {
 async function expectBaseline(b: TestBallast, agent: Agent, heapBefore: number): Promise<void> {
   if (!agent.closed) await agent.close();
   const upstream = b.ballast.upstreams.get('pool')!;
-  const breaker = circuitBreakerFor(upstream);
+  const breaker = upstream.breaker;
   await waitFor(() => upstream.active === 0 && upstream.hosts.every((h) => h.inflight === 0), { timeoutMs: 5000 });
   expect(breaker.pending).toBe(0);
   expect(breaker.retries).toBe(0);

@@ -19,6 +19,8 @@ import type { Outcome } from '../upstream/outcome.js';
 export type OutcomeClass = 'success' | 'upstream-5xx' | 'gateway' | 'local-origin';
 
 export function classifyOutcome(outcome: Outcome): OutcomeClass {
+  // A TCP connection that opened is layer 4's answer: the server is up.
+  if (outcome.kind === 'connected') return 'success';
   if (outcome.kind !== 'response') return 'local-origin';
   const s = outcome.status;
   if (s < 500) return 'success';

@@ -144,10 +144,10 @@ ${servers.map((s) => (typeof s === 'string' ? `      - { address: "${s}" }` : ` 
   const parsed = parseConfig(yaml, {});
   if (!parsed.ok) throw new Error(formatConfigErrors('test', parsed.errors));
   const config = parsed.config;
-  const upstream = new Upstream(config.upstreams[0]!, { clock: () => performance.now(), random: Math.random });
+  const metrics = new Metrics({ processMetrics: false });
+  const upstream = new Upstream(config.upstreams[0]!, { clock: () => performance.now(), random: Math.random, metrics });
   const outcomes: { server: string; outcome: Outcome }[] = [];
   upstream.onOutcome((host: Host, outcome: Outcome) => outcomes.push({ server: host.address, outcome }));
-  const metrics = new Metrics({ processMetrics: false });
   metrics.track([upstream]);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({

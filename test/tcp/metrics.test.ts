@@ -3,6 +3,20 @@
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/admin/metrics.js';
 import { TcpListenerMetrics } from '../../src/proxy/tcp/tcp-metrics.js';
+import { parseConfig } from '../../src/config/load.js';
+import { Upstream } from '../../src/upstream/upstream.js';
+import { CONNECT_FAILURE } from '../../src/upstream/outcome.js';
+
+/** A TCP upstream whose leases count their attempts into `metrics`, as Ballast builds it. */
+function tcpUpstream(metrics: Metrics): Upstream {
+  const parsed = parseConfig(
+    `listeners: [{ name: db, protocol: tcp, listen: "127.0.0.1:0", upstream: pool }]
+upstreams: [{ name: pool, servers: [{ address: "127.0.0.1:5432" }, { address: "127.0.0.1:5433" }] }]`,
+    {},
+  );
+  if (!parsed.ok) throw new Error('bad test config');
+  return new Upstream(parsed.config.upstreams[0]!, { clock: () => 0, random: () => 0, metrics });
+}
 
 async function scrape(metrics: Metrics): Promise<string> {
   return metrics.registry.metrics();
@@ -14,8 +28,13 @@ describe('TCP listener metrics', () => {
     const m = new TcpListenerMetrics(metrics, 'db', 'pool');
     m.opened();
     m.opened();
-    m.attempt('127.0.0.1:5432', true);
-    m.attempt('127.0.0.1:5433', false);
+    const upstream = tcpUpstream(metrics);
+    const [ok, failing] = upstream.hosts as [typeof upstream.hosts[0], typeof upstream.hosts[0]];
+    const connected = upstream.lease(undefined, [], { preferred: ok })!;
+    connected.report({ kind: 'connected', latencyMs: 1 });
+    connected.release();
+    upstream.lease(undefined, [], { preferred: failing })!.release(CONNECT_FAILURE);
+    m.connectFailed('127.0.0.1:5433');
     let text = await scrape(metrics);
     expect(text).toContain('ballast_tcp_connections_total{listener="db"} 2');
     expect(text).toContain('ballast_tcp_active_connections{listener="db"} 2');

@@ -191,3 +191,24 @@ export function forwardResponseHeaders(raw: readonly Buffer[]): string[] | undef
   }
   return named === undefined ? out : dropNominated(out, named);
 }
+
+/** `Retry-After` in milliseconds, from delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined if absent or bad. */
+export function retryAfterMillis(rawHeaders: readonly Buffer[]): number | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 11 || name.toString('latin1').toLowerCase() !== 'retry-after') continue;
+    const value = rawHeaders[i + 1]!.toString('latin1').trim();
+    if (/^\d+$/.test(value)) return Number(value) * 1000;
+    const at = Date.parse(value);
+    return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  }
+  return undefined;
+}
+
+/** The Upgrade token of a response, lower-cased; undefined without one. */
+export function upgradeToken(raw: readonly Buffer[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 7 && raw[i]!.toString('latin1').toLowerCase() === 'upgrade') return raw[i + 1]!.toString('latin1').trim().toLowerCase();
+  }
+  return undefined;
+}

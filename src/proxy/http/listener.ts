@@ -14,11 +14,10 @@ import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { HttpForwarder, type CompiledRoute, type ForwarderDeps } from './forward.js';
-import { RetryPolicy } from './retry-policy.js';
-import { circuitBreakerFor } from './circuit-breaker.js';
+import { RetryPolicy } from '../retry-policy.js';
+import { retryCounters } from '../retry-counters.js';
 import { StickySessions } from './sticky-sessions.js';
 import { Router, type Route } from './router.js';
-import { handleUpgrade } from './upgrade.js';
 import { listen } from '../../util/listen.js';
 
 
@@ -62,7 +61,7 @@ export class HttpListener {
     });
     if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
     this.server.on('request', this.forwarder.handle);
-    this.server.on('upgrade', (req, socket: Duplex, head: Buffer) => handleUpgrade(this.forwarder, req, socket, head));
+    this.server.on('upgrade', this.forwarder.handleUpgrade);
     this.server.on('clientError', onClientError);
     // A reverse proxy is not a forward proxy: CONNECT tunnels are refused (RFC 9110 §9.3.6 lets a server decline).
     this.server.on('connect', (_req, socket: Duplex) => {
@@ -144,10 +143,9 @@ function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): F
     routes.set(route, {
       route,
       upstream,
-      policy: new RetryPolicy(route.retry),
+      policy: new RetryPolicy(route.retry, { breaker: upstream.breaker, random: deps.random, counters: retryCounters(deps.metrics, upstream.name) }),
       metrics: deps.metrics.forRoute(config.name, upstream.name),
       hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
-      breaker: circuitBreakerFor(upstream),
       sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
     });
   }
@@ -159,7 +157,6 @@ function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): F
     metrics: deps.metrics,
     log: deps.log,
     accessLog: deps.accessLog,
-    random: deps.random,
     unrouted: deps.metrics.forRoute(config.name, ''),
   };
 }

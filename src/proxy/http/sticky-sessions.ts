@@ -3,7 +3,7 @@
  * that answered sets a cookie naming it (a hash, never its address), and later requests carrying it go back to that
  * server while it is available. When it is not, the request is balanced as usual and the cookie is rewritten.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { StickyTable } from '../../balancer/sticky.js';
 import type { Host } from '../../upstream/host.js';
 
@@ -20,21 +20,21 @@ export class StickySessions {
   }
 
   /** The server the request's cookie names, when it is available. */
-  hostFor(req: IncomingMessage, now: number): Host | undefined {
-    const host = this.#table.find(this.#valueIn(req));
+  hostFor(headers: IncomingHttpHeaders, now: number): Host | undefined {
+    const host = this.#table.find(this.#valueIn(headers));
     return host !== undefined && host.isAvailable(now) ? host : undefined;
   }
 
   /** Adds Set-Cookie to the response headers unless the request already names this server. */
-  remember(req: IncomingMessage, host: Host, headers: string[]): void {
+  remember(request: IncomingHttpHeaders, host: Host, headers: string[]): void {
     const value = this.#table.valueFor(host);
-    if (value === undefined || this.#valueIn(req) === value) return;
+    if (value === undefined || this.#valueIn(request) === value) return;
     headers.push('set-cookie', `${this.#cookie}=${value}${this.#attributes}`);
   }
 
   /** The cookie's value from the Cookie header (RFC 6265 §5.4: `a=1; b=2`). */
-  #valueIn(req: IncomingMessage): string | undefined {
-    const header = req.headers.cookie;
+  #valueIn(headers: IncomingHttpHeaders): string | undefined {
+    const header = headers.cookie;
     if (header === undefined) return undefined;
     const name = this.#cookie;
     let start = 0;

@@ -15,6 +15,8 @@ import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
+import { RetryPolicy } from '../retry-policy.js';
+import { retryCounters } from '../retry-counters.js';
 import { TcpListenerMetrics } from './tcp-metrics.js';
 import { TcpSession, type TcpSessionContext } from './tcp-session.js';
 import { listen } from '../../util/listen.js';
@@ -149,6 +151,7 @@ function buildContext(config: TcpListenerConfig, deps: TcpListenerDeps): TcpSess
     listener: config.name,
     config,
     upstream,
+    policy: RetryPolicy.connectFailover(config.connect_attempts, { breaker: upstream.breaker, counters: retryCounters(deps.metrics, upstream.name) }),
     metrics: new TcpListenerMetrics(deps.metrics, config.name, upstream.name),
     log: deps.log,
     accessLog: deps.accessLog,

@@ -8,9 +8,9 @@
  * Bytes are counted from the sockets' own counters when a connection closes, which costs nothing per chunk; a
  * long-lived connection's bytes therefore show up when it ends.
  *
- * The contract's `ballast_active_connections{listener}` and `ballast_upstream_attempts_total{upstream,server,outcome}`
- * are fed too, so a dashboard built on them sees TCP listeners like HTTP ones (attempt outcomes: `connected` or
- * `connect-failure`).
+ * The contract's `ballast_active_connections{listener}` is fed too, and each connect is counted in
+ * `ballast_upstream_attempts_total{upstream,server,outcome}` by its lease (outcomes `connected` or `connect-failure`),
+ * so a dashboard built on them sees TCP listeners like HTTP ones.
  */
 import { Counter, Gauge } from 'prom-client';
 import type { HotCell, LevelCell, Metrics } from '../../admin/metrics.js';
@@ -131,8 +131,6 @@ export class TcpListenerMetrics {
   readonly #cells: ListenerCells;
   /** Open connections: `ballast_active_connections`, read by `ballast_tcp_active_connections` too. */
   readonly #open: LevelCell;
-  /** Per server address: its `connected` and `connect-failure` attempt cells. */
-  readonly #attempts = new Map<string, { connected: HotCell; failed: HotCell }>();
 
   constructor(metrics: Metrics, listener: string, upstream: string) {
     let set = sets.get(metrics);
@@ -167,18 +165,8 @@ export class TcpListenerMetrics {
     this.#cells.closed.get(end)!.pending++;
   }
 
-  attempt(server: string, ok: boolean): void {
-    let cells = this.#attempts.get(server);
-    if (cells === undefined) {
-      cells = { connected: this.#metrics.attemptCell(this.#upstream, server, 'connected'), failed: this.#metrics.attemptCell(this.#upstream, server, 'connect-failure') };
-      this.#attempts.set(server, cells);
-    }
-    if (ok) {
-      cells.connected.pending++;
-      return;
-    }
-    cells.failed.pending++;
-    // Rare, so recorded directly.
+  /** A connect failed (its attempt is counted by its lease, upstream/lease.ts). Rare, so recorded directly. */
+  connectFailed(server: string): void {
     this.#set.connectFailures.inc({ upstream: this.#upstream, server });
   }
 }

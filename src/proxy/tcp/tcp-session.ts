@@ -10,8 +10,9 @@ import type { Socket } from 'node:net';
 import type { TcpListenerConfig } from '../../config/schema.js';
 import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
-import type { Host } from '../../upstream/host.js';
+import type { Lease } from '../../upstream/lease.js';
 import type { Upstream } from '../../upstream/upstream.js';
+import type { RetryPolicy } from '../retry-policy.js';
 import { ConnectCancel } from './connect.js';
 import { unmapIpv4 } from '../../util/ip-address.js';
 import { encodeProxyHeader, proxyAddresses, ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
@@ -24,6 +25,8 @@ export interface TcpSessionContext {
   readonly listener: string;
   readonly config: TcpListenerConfig;
   readonly upstream: Upstream;
+  /** Failover on connect failure (`connect_attempts`). */
+  readonly policy: RetryPolicy;
   readonly metrics: TcpListenerMetrics;
   readonly log: Logger;
   readonly accessLog: AccessLog | undefined;
@@ -47,7 +50,7 @@ export class TcpSession {
   readonly #cancel = new ConnectCancel();
   readonly #startedAt = performance.now();
   #upstreamSocket: Socket | undefined;
-  #host: Host | undefined;
+  #lease: Lease | undefined;
   #attempts: readonly DialAttempt[] = [];
   #clientIp: string;
   #clientPort: number;
@@ -123,9 +126,9 @@ export class TcpSession {
     const reads = new UpstreamReads();
     const result = await dialUpstream(upstream, {
       key: ctx.hashClientIp && this.#clientIp !== '' ? this.#clientIp : undefined,
-      maxAttempts: ctx.config.connect_attempts,
+      policy: ctx.policy,
       cancel: this.#cancel,
-      onAttempt: (host, ok) => ctx.metrics.attempt(host.address, ok),
+      onConnectFailure: (host) => ctx.metrics.connectFailed(host.address),
       onread: reads.onread,
     });
     this.#attempts = result.attempts;
@@ -138,11 +141,11 @@ export class TcpSession {
     const socket = result.socket;
     if (this.#clientClosed || this.#endedBy !== undefined) {
       socket.destroy();
-      result.host.inflight--;
+      result.lease.release();
       this.#finish('client-gone');
       return;
     }
-    this.#host = result.host;
+    this.#lease = result.lease;
     this.#upstreamSocket = socket;
     client.off('close', this.#onEarlyClose);
 
@@ -157,7 +160,7 @@ export class TcpSession {
         // An address the header cannot carry: close both sides and give the server's lease back.
         socket.destroy();
         client.destroy();
-        result.host.inflight--;
+        result.lease.release();
         this.#finish('proxy-protocol', (err as Error).message);
         return;
       }
@@ -171,7 +174,7 @@ export class TcpSession {
       client,
       socket,
       (r) => {
-        result.host.inflight--;
+        result.lease.release();
         this.#finish(RELAY_ENDS[r.end], r.code);
       },
       reads,
@@ -195,7 +198,7 @@ export class TcpSession {
         client: this.#clientIp,
         clientPort: this.#clientPort,
         upstream: ctx.upstream.name,
-        server: this.#host?.address,
+        server: this.#lease?.host.address,
         attempts: this.#attempts,
         bytesIn,
         bytesOut,

@@ -1,0 +1,228 @@
+/**
+ * One try at one server: the undici dispatch handler (the raw-header callbacks, so no header object is built).
+ *
+ * It streams a response straight into the downstream, pausing undici when a write reports backpressure and resuming
+ * on drain, and tells the exchange how it ended through one promise (`ended`). It decides nothing: a response whose
+ * status the retry policy covers is held (undici paused, nothing sent downstream) until the exchange has asked the
+ * policy, then discarded or relayed.
+ */
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Host } from '../../upstream/host.js';
+import type { Lease } from '../../upstream/lease.js';
+import type { Downstream } from './downstream.js';
+
+export type AttemptEnd =
+  /** The response was relayed whole. */
+  | { readonly kind: 'complete' }
+  /** A response the retry policy covers: paused before a byte went downstream, waiting for `discard` or `relay`. */
+  | { readonly kind: 'held'; readonly status: number; readonly rawHeaders: Buffer[]; readonly statusText: string }
+  /** Failed before any response byte went downstream (or was given up: timed out, the client left). */
+  | { readonly kind: 'failed'; readonly err: Error }
+  /** Failed after the response head went downstream: the client must be told it is cut short. */
+  | { readonly kind: 'cut'; readonly err: Error }
+  /** The origin switched protocols (101): the socket is the exchange's now. */
+  | { readonly kind: 'upgraded'; readonly rawHeaders: Buffer[]; readonly socket: Duplex };
+
+/** What an attempt needs of its exchange. */
+export interface AttemptOwner {
+  readonly down: Downstream;
+  /** Whether a response with this status must be held for the retry policy. */
+  holds(status: number): boolean;
+  /** Writes the response head downstream; false when it cannot be relayed (the attempt then fails with `err`). */
+  respond(attempt: Attempt, status: number, rawHeaders: Buffer[], statusText: string): Error | undefined;
+}
+
+function onTimeout(attempt: Attempt): void {
+  attempt.timedOut();
+}
+
+export class Attempt implements Dispatcher.DispatchHandler {
+  readonly lease: Lease;
+  readonly host: Host;
+  readonly startedAt = performance.now();
+  readonly #owner: AttemptOwner;
+  /** undici had begun writing the request to a connected socket. */
+  reachedUpstream = false;
+  /** Ballast's own per-try timer fired (not undici's). */
+  timedOutLocally = false;
+  /** Written on a connection opened for it, which cannot have been closed by the origin as idle. */
+  #onFreshConnection = false;
+  /** An interim (1xx) response arrived: the origin answered this request. */
+  #sawInterim = false;
+  /** The status of the response being relayed (0 before one). */
+  status = 0;
+  #resolve: ((end: AttemptEnd) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  /** This attempt's callbacks are no longer wanted (its end is decided); later ones are ignored. */
+  #dropped = false;
+  /** The client went away: the attempt is aborted as soon as undici lets us. */
+  #cancelled = false;
+  /** The response head went downstream. */
+  #relaying = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** How the attempt ended, once (a held response ends twice: held, then relayed). */
+  ended: Promise<AttemptEnd>;
+
+  constructor(owner: AttemptOwner, lease: Lease, timeoutMs: number) {
+    this.#owner = owner;
+    this.lease = lease;
+    this.host = lease.host;
+    this.ended = new Promise((resolve) => (this.#resolve = resolve));
+    // Our own timer, always: undici's headers timer ticks once a second, and starts only once the request is on a
+    // socket, so it would not bound the time spent queued for a busy server's connection.
+    this.#timer = setTimeout(onTimeout, timeoutMs, this);
+    this.#timer.unref();
+  }
+
+  #end(end: AttemptEnd): void {
+    const resolve = this.#resolve;
+    this.#resolve = undefined;
+    resolve?.(end);
+  }
+
+  /** The per-try (or request) timer fired before response headers: abort as a headers timeout. */
+  timedOut(): void {
+    this.#timer = undefined;
+    this.timedOutLocally = true;
+    const err = Object.assign(new Error('upstream did not answer within the per-try timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    if (this.#abort !== undefined) this.#abort(err);
+    else this.#giveUpQueued(err);
+  }
+
+  /** The client left: abort, and end as failed (the exchange knows the client is gone). */
+  cancel(): void {
+    this.#cancelled = true;
+    const err = new Error('client closed the request');
+    if (this.#abort !== undefined) this.#abort(err);
+    else this.#giveUpQueued(err);
+  }
+
+  /** A held response is not wanted: drop it (and its connection: the body is not worth reading). */
+  discard(): void {
+    this.#dropped = true;
+    this.#abort?.(new Error('response discarded for a retry'));
+  }
+
+  /** A held response is wanted after all: send its head and let undici go on. */
+  relay(held: { status: number; rawHeaders: Buffer[]; statusText: string }): Promise<Exclude<AttemptEnd, { kind: 'held' }>> {
+    // Nothing is held twice: from here the attempt ends complete, cut, or failed (a head that cannot be relayed).
+    const ended = new Promise<Exclude<AttemptEnd, { kind: 'held' }>>((resolve) => (this.#resolve = resolve as (end: AttemptEnd) => void));
+    this.ended = ended;
+    if (this.#startRelay(held.status, held.rawHeaders, held.statusText)) this.#resume?.();
+    return ended;
+  }
+
+  /**
+   * Still queued in undici (no connection free yet), so nothing was written: stop waiting now rather than when a
+   * connection frees up, and let `onConnect` abort it silently later.
+   */
+  #giveUpQueued(err: Error): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#clearTimer();
+    this.#end({ kind: 'failed', err });
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** Writes the head downstream; on a response that cannot be relayed, fails the attempt. */
+  #startRelay(status: number, rawHeaders: Buffer[], statusText: string): boolean {
+    const err = this.#owner.respond(this, status, rawHeaders, statusText);
+    if (err !== undefined) {
+      this.#dropped = true;
+      this.#abort?.(err);
+      this.#end({ kind: 'failed', err });
+      return false;
+    }
+    this.status = status;
+    this.#relaying = true;
+    return true;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    this.lease.connected();
+    // Whatever becomes of this attempt, it is the one written on the connection just opened, if one was.
+    this.#onFreshConnection = this.host.takeFreshConnection();
+    // Aborted before a byte is written: it never reached the origin, and reports nothing about it.
+    if (this.#dropped || this.#cancelled) {
+      abort(new Error('attempt no longer wanted'));
+      return;
+    }
+    this.reachedUpstream = true;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.#dropped) return false;
+    // 1xx interim responses (RFC 9110 §15.2) are not relayed; Node sends its own 100 Continue.
+    if (statusCode < 200) {
+      this.#sawInterim = true;
+      return true;
+    }
+    this.#clearTimer();
+    this.#resume = resume;
+    if (this.#owner.holds(statusCode)) {
+      this.#end({ kind: 'held', status: statusCode, rawHeaders, statusText });
+      return false;
+    }
+    return this.#startRelay(statusCode, rawHeaders, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#dropped) return false;
+    return this.#owner.down.write(chunk, this.#resume!);
+  }
+
+  onComplete(): void {
+    this.#clearTimer();
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#end({ kind: 'complete' });
+  }
+
+  onError(err: Error): void {
+    this.#clearTimer();
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.#end({ kind: this.#relaying ? 'cut' : 'failed', err });
+  }
+
+  onUpgrade(_statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.#clearTimer();
+    this.#dropped = true;
+    socket.on('error', noop);
+    const raw = (rawHeaders ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
+    this.#end({ kind: 'upgraded', rawHeaders: raw, socket });
+  }
+
+  /**
+   * Whether this attempt may have lost the keep-alive race (RFC 9112 §9.3.1) when it failed with `err`: written on a
+   * pooled connection that had already carried responses (undici's SocketError reports the socket's byte counts),
+   * not on one opened for it, and answered with nothing, not even a 1xx. A connection opened for this request that
+   * fails after some bytes came back is the origin failing this request, not a race; with `attempts: 1` it must not
+   * be sent twice.
+   */
+  mayHaveLostRace(err: Error): boolean {
+    if (this.#onFreshConnection || this.#sawInterim) return false;
+    const socket = (err as Error & { socket?: { bytesRead?: number } }).socket;
+    return socket?.bytesRead !== undefined && socket.bytesRead > 0;
+  }
+
+  /** Dispatch the request on the leased server's pool. */
+  dispatch(options: Dispatcher.DispatchOptions): void {
+    try {
+      this.host.pool.dispatch(options, this);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+}
+
+function noop(): void {}

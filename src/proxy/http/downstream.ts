@@ -1,0 +1,44 @@
+/**
+ * The client side of one exchange, whatever the protocol: what the exchange loop (exchange.ts) reads of the request
+ * and how it answers. One adapter per way a request arrives: a node:http request (http1-downstream.ts), an upgrade
+ * request on the raw socket node:http hands over (upgrade-downstream.ts); an HTTP/2 stream is one more adapter, and the
+ * loop does not change.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+import type { Failure } from './failures.js';
+
+export interface Downstream {
+  readonly method: string;
+  /** The request target, origin-form. */
+  readonly url: string;
+  /** `1.1`, `1.0`: for `Via` (RFC 9110 §7.6.3). */
+  readonly httpVersion: string;
+  /** The request fields as received, names and values alternating. */
+  readonly rawHeaders: readonly string[];
+  /** The same fields parsed, for the hash key, the sticky cookie and the body's framing. */
+  readonly headers: IncomingHttpHeaders;
+  /** The client's address, IPv4-mapped IPv6 shown as IPv4; '' when the connection is already gone. */
+  readonly clientIp: string;
+  /** The request body, or null when the request has none (RFC 9112 §6.3). */
+  readonly body: Readable | null;
+  /** A WebSocket handshake: sent upstream as an upgrade, and tunnelled on a 101. */
+  readonly websocket: boolean;
+  /** Response body bytes written so far. */
+  readonly bytesSent: number;
+
+  /** Send the response head; `reason` may be empty or unwritable, and is then the standard one. */
+  respond(status: number, reason: string, headers: string[]): void;
+  /** Write body bytes; false means the client is slow: undici is paused, and `resume` is called on drain. */
+  write(chunk: Buffer, resume: () => void): boolean;
+  /** The response is complete. */
+  end(): void;
+  /** Cut the response short so the client can tell (a reset, not a FIN: a close-delimited body would look whole). */
+  reset(): void;
+  /** A response made by the proxy, when no response has started; otherwise the same as `reset`. */
+  fail(failure: Failure, requestId: string | undefined, detail?: string, extra?: Record<string, string>): void;
+  /** Calls `listener` once if the client goes away before the response is complete. */
+  onGone(listener: () => void): void;
+  /** After a 101: relay both ways until either side closes, or both are idle for `idleMs`. Resolves on close. */
+  tunnel(headers: readonly string[], upstream: Duplex, idleMs: number): Promise<void>;
+}

@@ -1,0 +1,391 @@
+/**
+ * One request's life, from the client's head to its access line, as one sequence:
+ *
+ *   start → body → loop { lease → dispatch → decide } → respond → finish
+ *
+ * `run` reads top to bottom. The attempt (attempt.ts) is undici's callback-shaped handler and streams the response
+ * itself; everything around it is decided here and in the retry policy, in order. What the exchange needs of the
+ * client side is a Downstream (downstream.ts), so a node:http request, a WebSocket handshake and (later) an HTTP/2
+ * stream go through the same loop.
+ *
+ * Counting lives elsewhere, once: the circuit breaker admits the request (upstream/circuit-breaker.ts), each attempt
+ * holds a lease on its server (upstream/lease.ts) and gives it back with its outcome, and the retry policy
+ * (proxy/retry-policy.ts) alone decides whether a failed attempt is tried again.
+ */
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Host } from '../../upstream/host.js';
+import type { Lease } from '../../upstream/lease.js';
+import type { Limit } from '../../upstream/circuit-breaker.js';
+import { outcomeLabel, RESET, type Outcome } from '../../upstream/outcome.js';
+import type { RetryStep } from '../retry-policy.js';
+import { Attempt, type AttemptEnd, type AttemptOwner } from './attempt.js';
+import type { Downstream } from './downstream.js';
+import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
+import type { CompiledRoute, HttpForwarder } from './forward.js';
+import {
+  bodiless,
+  dropContentLength,
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  isLengthMismatch,
+  retryAfterMillis,
+  upgradeToken,
+} from './headers.js';
+
+interface AttemptRecord {
+  readonly server: string;
+  outcome: string;
+  retryReason?: string;
+}
+
+/** The request body as the attempts send it: none, buffered (replayable), or the client's stream. */
+type Body = Buffer | Downstream['body'];
+
+const INVALID_TRANSFER_CODING = 'upstream sent a transfer coding other than chunked';
+
+export class Exchange implements AttemptOwner {
+  readonly down: Downstream;
+  readonly #forwarder: HttpForwarder;
+  readonly #route: CompiledRoute;
+  readonly #startedAt = performance.now();
+  /** Set when the first attempt starts: the body a request brings is read before it counts (client time is not upstream time). */
+  #deadline = 0;
+  #headers: string[] = [];
+  #requestId = '';
+  #hashKey: string | undefined;
+  #body: Body = null;
+  readonly #tried: Host[] = [];
+  readonly #records: AttemptRecord[] = [];
+  #current: Attempt | undefined;
+  /** Ends a wait (for the body, or a backoff) early, when the client leaves. */
+  #wake: (() => void) | undefined;
+  #gone = false;
+  /** The one free retry for a keep-alive race has been used. */
+  #raceRetried = false;
+  /** The request metric is recorded once: at the end, or when a tunnel opens (its lifetime is not a request duration). */
+  #recorded = false;
+  #finished = false;
+
+  constructor(forwarder: HttpForwarder, route: CompiledRoute, down: Downstream) {
+    this.#forwarder = forwarder;
+    this.#route = route;
+    this.down = down;
+  }
+
+  async run(): Promise<void> {
+    this.#forwarder.started();
+    const { down } = this;
+    down.onGone(this.#onGone);
+    const deps = this.#forwarder.deps;
+    const clientIp = down.clientIp;
+    const trusted = deps.trustedProxies !== undefined && deps.trustedProxies.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4');
+    const forwarded = forwardRequestHeaders(down.rawHeaders, { clientIp, trusted, httpVersion: down.httpVersion });
+    this.#headers = forwarded.headers;
+    this.#requestId = forwarded.requestId;
+    // The same affinity for WebSocket handshakes as for plain requests: a user's sockets land where their requests do.
+    if (this.#route.hashKey !== undefined) this.#hashKey = this.#route.hashKey({ headers: down.headers, url: down.url, clientIp });
+
+    const breaker = this.#route.upstream.breaker;
+    const limit = breaker.admit();
+    if (limit !== undefined) {
+      this.#overflow(limit, false);
+      return;
+    }
+    try {
+      if (await this.#readBody()) await this.#forward();
+    } catch (err) {
+      // Nothing above should throw; if it does, the request still gets an answer and its access line.
+      deps.log.error({ requestId: this.#requestId, err }, 'exchange failed');
+      this.#fail(FAILURES.internal, undefined);
+    } finally {
+      breaker.leave();
+      this.#finishGone();
+    }
+  }
+
+  /**
+   * Reads a body known to fit in `buffer_body`, so a retry can send it again; any other body is streamed from the
+   * client by the first attempt. False when the exchange is over already (the client left, or lied about the length).
+   */
+  async #readBody(): Promise<boolean> {
+    const body = this.down.body;
+    if (body === null) return true;
+    const cl = this.down.headers['content-length'];
+    const length = cl === undefined ? undefined : Number(cl);
+    if (!this.#route.policy.shouldBuffer(this.down.method, length, this.down.headers['idempotency-key'] !== undefined)) {
+      this.#body = body;
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const complete = await new Promise<boolean>((resolve) => {
+      this.#wake = () => resolve(false);
+      body.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        chunks.push(chunk);
+      });
+      body.once('end', () => resolve(true));
+    });
+    this.#wake = undefined;
+    if (!complete || this.#gone) return false;
+    this.#body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    if (size !== length) {
+      this.#fail(FAILURES.badRequest, 'body length differs from Content-Length');
+      return false;
+    }
+    return true;
+  }
+
+  /** The loop: lease a server, send the request, and let the retry policy decide what a failure leads to. */
+  async #forward(): Promise<void> {
+    const upstream = this.#route.upstream;
+    const sticky = this.#route.sticky;
+    for (;;) {
+      if (this.#gone) return;
+      const preferred = this.#tried.length === 0 ? sticky?.hostFor(this.down.headers, upstream.now()) : undefined;
+      const lease = upstream.lease(this.#hashKey, this.#tried, { preferred, pending: true });
+      if (lease === undefined) return this.#fail(FAILURES.noServer, 'no available server');
+      const attempt = this.#dispatch(lease);
+      let end = await attempt.ended;
+      this.#current = undefined;
+      if (end.kind === 'held') {
+        const outcome: Outcome = { kind: 'response', status: end.status, latencyMs: performance.now() - attempt.startedAt };
+        // RFC 9110 §10.2.3: a 503 or 429 may say when to come back.
+        const retryAfterMs = end.status === 503 || end.status === 429 ? retryAfterMillis(end.rawHeaders) : undefined;
+        const step = this.#gone ? undefined : this.#decide(outcome, attempt, retryAfterMs);
+        if (step === undefined || step.kind === 'retry') {
+          attempt.discard();
+          this.#settle(lease, step === undefined ? undefined : outcome);
+          if (step === undefined || !(await this.#backoff(step))) return;
+          continue;
+        }
+        this.#current = attempt;
+        end = await attempt.relay(end);
+        this.#current = undefined;
+      }
+      if (end.kind !== 'failed') return this.#respond(attempt, end);
+      const failed = this.#failure(attempt, end.err);
+      if (failed === undefined) return;
+      if (failed.step.kind !== 'retry' || !(await this.#backoff(failed.step))) return this.#fail(failed.failure, end.err.message);
+    }
+  }
+
+  #dispatch(lease: Lease): Attempt {
+    const upstream = this.#route.upstream;
+    this.#tried.push(lease.host);
+    this.#records.push({ server: lease.host.address, outcome: 'pending' });
+    if (this.#deadline === 0) this.#deadline = performance.now() + upstream.config.timeouts.request;
+    const remaining = Math.max(1, this.#deadline - performance.now());
+    const perTry = this.#route.policy.perTryTimeoutMs;
+    const headersTimeout = perTry === undefined ? remaining : Math.min(perTry, remaining);
+    const attempt = new Attempt(this, lease, headersTimeout);
+    this.#current = attempt;
+    const down = this.down;
+    // forwardRequestHeaders dropped Upgrade and the fields Connection named: a WebSocket handshake asks for the
+    // upgrade itself (undici writes it), any other upgrade request goes as the plain request it also is.
+    const options: Dispatcher.DispatchOptions = down.websocket
+      ? { path: down.url, method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout }
+      : {
+          path: down.url,
+          method: down.method as Dispatcher.HttpMethod,
+          headers: this.#headers,
+          body: this.#body,
+          headersTimeout,
+          bodyTimeout: upstream.config.timeouts.idle,
+        };
+    attempt.dispatch(options);
+    return attempt;
+  }
+
+  /** Whether a response with this status is held until the retry policy has judged it. */
+  holds(status: number): boolean {
+    return this.#route.policy.retriesStatus(status) && this.#records.length < this.#route.policy.attempts && !this.#gone;
+  }
+
+  /** Writes a relayed response head downstream; the error when the response cannot be relayed. */
+  respond(attempt: Attempt, status: number, rawHeaders: Buffer[], statusText: string): Error | undefined {
+    const headers = forwardResponseHeaders(rawHeaders);
+    if (headers === undefined) return Object.assign(new Error(INVALID_TRANSFER_CODING), { code: 'HPE_INVALID_TRANSFER_ENCODING' });
+    // RFC 9110 §8.6: no Content-Length in a 204 (Node would pass the origin's on).
+    if (status === 204) dropContentLength(headers);
+    this.#route.sticky?.remember(this.down.headers, attempt.host, headers);
+    this.down.respond(status, statusText, headers);
+    return undefined;
+  }
+
+  /** An attempt that got past its head: relayed whole, cut short, or switched to a tunnel. */
+  async #respond(attempt: Attempt, end: Exclude<AttemptEnd, { kind: 'held' | 'failed' }>): Promise<void> {
+    const lease = attempt.lease;
+    const status = attempt.status;
+    if (end.kind === 'upgraded') return this.#tunnel(attempt, end.rawHeaders, end.socket);
+    if (end.kind === 'cut' && this.#gone) return this.#settle(lease, undefined);
+    // A 304 may carry the Content-Length of the body it stands for (RFC 9110 §8.6), and neither it nor a 204 has a
+    // body (RFC 9112 §6.3); undici still counts the bytes that never come. The response is complete.
+    if (end.kind === 'complete' || (bodiless(status) && isLengthMismatch(end.err))) {
+      this.#settle(lease, { kind: 'response', status, latencyMs: performance.now() - attempt.startedAt });
+      this.down.end();
+      return this.#finish(status);
+    }
+    // Bytes already went downstream: the only honest signal left is an unclean close, so the client can tell the
+    // body is truncated. undici has discarded the upstream socket.
+    const { failure, outcome } = classifyUpstreamError(end.err, true);
+    this.#settle(lease, outcome);
+    this.#forwarder.deps.log.warn({ requestId: this.#requestId, server: attempt.host.address, err: end.err.message }, 'upstream failed mid-response');
+    this.down.reset();
+    this.#finish(failure.status);
+  }
+
+  /** A 101: the request is answered (and counted) now; the lease and the admission are held until the tunnel closes. */
+  async #tunnel(attempt: Attempt, rawHeaders: Buffer[], socket: Duplex): Promise<void> {
+    const lease = attempt.lease;
+    // RFC 6455 §4.1: the client fails a 101 whose Upgrade is not websocket. Ballast writes the 101 head itself, so
+    // an origin that switched to anything else must not be passed off as having switched to WebSocket.
+    if (upgradeToken(rawHeaders) !== 'websocket') {
+      socket.destroy();
+      this.#settle(lease, RESET);
+      return this.#fail(FAILURES.invalidResponse, undefined);
+    }
+    const outcome: Outcome = { kind: 'response', status: 101, latencyMs: performance.now() - attempt.startedAt };
+    lease.report(outcome);
+    this.#note(outcome);
+    if (this.#gone) {
+      socket.destroy();
+      return this.#settle(lease, undefined);
+    }
+    this.#record(101);
+    // A 101 has no body, so no transfer coding to refuse.
+    await this.down.tunnel(forwardResponseHeaders(rawHeaders) ?? [], socket, this.#route.upstream.config.timeouts.idle);
+    this.#settle(lease, undefined);
+    this.#finish(101);
+  }
+
+  /**
+   * An attempt that failed before a byte went downstream: the failure to answer with, and the policy's step;
+   * undefined when the client left (the exchange ends as gone).
+   */
+  #failure(attempt: Attempt, err: Error): { failure: Failure; step: RetryStep } | undefined {
+    if (this.#gone) {
+      this.#settle(attempt.lease, undefined);
+      return undefined;
+    }
+    // Timed out before undici wrote a byte (still queued for a busy server's connection): the server is not to
+    // blame, and nothing reached it.
+    const { failure, outcome } = attempt.reachedUpstream || !attempt.timedOutLocally
+      ? classifyUpstreamError(err, attempt.reachedUpstream)
+      : { failure: FAILURES.timeout, outcome: undefined };
+    const step = this.#decide(outcome, attempt, undefined, attempt.mayHaveLostRace(err));
+    this.#settle(attempt.lease, outcome);
+    return { failure, step };
+  }
+
+  #decide(outcome: Outcome | undefined, attempt: Attempt, retryAfterMs: number | undefined, lostRace = false): RetryStep {
+    const down = this.down;
+    const body = this.#body;
+    return this.#route.policy.decide(outcome, {
+      method: down.method,
+      hasIdempotencyKey: down.headers['idempotency-key'] !== undefined,
+      // A stream that no attempt has read from can still be handed to the next one whole.
+      bodyReplayable: body === null || Buffer.isBuffer(body) || !body.readableDidRead,
+      reachedUpstream: attempt.reachedUpstream,
+      attempts: this.#records.length,
+      wasRetry: attempt.lease.isRetry,
+      deadline: this.#deadline,
+      now: performance.now(),
+      retryAfterMs,
+      lostRace: lostRace && !this.#raceRetried,
+    });
+  }
+
+  /** Waits out a retry's backoff; false when the exchange is over instead (the client left, or the budget is spent). */
+  async #backoff(step: { reason: string; delayMs: number }): Promise<boolean> {
+    this.#records[this.#records.length - 1]!.retryReason = step.reason;
+    if (step.reason === 'keepalive-race') this.#raceRetried = true;
+    if (step.delayMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, step.delayMs);
+      });
+      clearTimeout(timer);
+      this.#wake = undefined;
+      if (this.#gone) return false;
+    }
+    if (this.#route.policy.admitAfterBackoff(step.reason)) return true;
+    this.#overflow('max_retries', true);
+    return false;
+  }
+
+  /** Give an attempt's server back with what it did (unless it reported already), noted for the access line. */
+  #settle(lease: Lease, outcome: Outcome | undefined): void {
+    this.#note(outcome);
+    lease.release(outcome);
+  }
+
+  #note(outcome: Outcome | undefined): void {
+    const record = this.#records[this.#records.length - 1]!;
+    if (record.outcome === 'pending') record.outcome = outcomeLabel(outcome);
+  }
+
+  #fail(failure: Failure, detail: string | undefined): void {
+    if (this.#finished) return;
+    this.down.fail(failure, this.#requestId, detail);
+    this.#finish(failure.status, detail);
+  }
+
+  /** Over a circuit-breaker limit: 503 at once. `counted`: the retry policy counted this overflow already. */
+  #overflow(limit: Limit, counted: boolean): void {
+    if (!counted) this.#forwarder.deps.metrics.overflows.inc({ upstream: this.#route.upstream.name, limit });
+    this.down.fail(FAILURES.overflow, this.#requestId, limit, { 'x-ballast-overflow': limit });
+    this.#finish(FAILURES.overflow.status, limit);
+  }
+
+  readonly #onGone = (): void => {
+    if (this.#finished || this.#gone) return;
+    this.#gone = true;
+    this.#current?.cancel();
+    this.#wake?.();
+  };
+
+  /** When the loop ended because the client connection closed first: the client left (499), or shutdown cut it (503). */
+  #finishGone(): void {
+    if (this.#finished) return;
+    if (this.#forwarder.cutting) this.#finish(503, 'cut at the drain deadline');
+    else this.#finish(FAILURES.clientGone.status);
+  }
+
+  #record(status: number): void {
+    if (this.#recorded) return;
+    this.#recorded = true;
+    this.#route.metrics.request(status, (performance.now() - this.#startedAt) / 1000);
+  }
+
+  #finish(status: number, detail?: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#record(status);
+    const access = this.#forwarder.deps.accessLog;
+    if (access !== undefined) {
+      const records = this.#records;
+      const down = this.down;
+      access.write({
+        listener: this.#forwarder.deps.listener,
+        requestId: this.#requestId,
+        client: down.clientIp,
+        method: down.method,
+        url: down.url,
+        upgrade: down.websocket ? 'websocket' : undefined,
+        upstream: this.#route.upstream.name,
+        server: records[records.length - 1]?.server,
+        attempts: records.length,
+        // Every try with its outcome and why it was retried; one try is told by server and status already.
+        tries: records.length > 1 ? records : undefined,
+        status,
+        durationMs: Math.round((performance.now() - this.#startedAt) * 1000) / 1000,
+        bytes: down.bytesSent,
+        detail,
+      });
+    }
+    this.#forwarder.finished();
+  }
+}
