@@ -1,7 +1,7 @@
 /**
  * The cluster primary (`workers: N > 1` or `auto`): node:cluster forks N workers that run the proxy listeners
  * (worker.ts; on Linux the primary accepts and hands connections out round-robin). The primary itself binds no proxy
- * listener. It runs:
+ * listener. It runs a Ballast of its own for the upstreams and their health, on a LocalHealthFeed, and:
  *
  * - the active health checks, once per server (not once per worker), on its own Upstream/Host objects, and sends
  *   every flip to every worker; a worker starting (or re-forked) gets a snapshot of every server's health first;
@@ -29,6 +29,7 @@ import { statusDocument } from '../admin/status.js';
 import { adminChanged, Ballast } from '../ballast.js';
 import { formatConfigErrors, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { LocalHealthFeed } from '../health/health-feed.js';
 import type { HealthEvent } from '../health/shared-health.js';
 import type { Logger } from '../log.js';
 import { clusterLogger } from './logger.js';
@@ -73,6 +74,7 @@ export class ClusterPrimary {
   #config: Config;
   readonly #count: number;
   readonly #ballast: Ballast;
+  readonly #feed: LocalHealthFeed;
   readonly #admin: AdminServer;
   readonly #slots: Slot[] = [];
   readonly #pending = new Map<number, Pending>();
@@ -83,13 +85,16 @@ export class ClusterPrimary {
   #exited: (() => void) | undefined;
   #reloading: Promise<void> = Promise.resolve();
 
-  private constructor(file: string, config: Config, count: number, ballast: Ballast, log: Logger) {
+  private constructor(file: string, config: Config, count: number, ballast: Ballast, feed: LocalHealthFeed, log: Logger) {
     this.#file = file;
     this.#config = config;
     this.#count = count;
     this.#ballast = ballast;
+    this.#feed = feed;
     this.log = log;
-    const actions = serverActions(() => this.#ballast.upstreams.values(), log, (event) => this.#broadcast({ type: 'health', event }));
+    // Every change decided here (a probe verdict, the early end of an ejection, an admin action) goes to every worker.
+    feed.subscribe((event) => this.#broadcast({ type: 'health', event }));
+    const actions = serverActions(() => this.#ballast.upstreams.values(), log, (event) => feed.publish(event));
     this.#admin = new AdminServer({
       metrics: ballast.metrics,
       log,
@@ -108,17 +113,11 @@ export class ClusterPrimary {
    */
   static async start(file: string, config: Config, count: number): Promise<ClusterPrimary> {
     const log = clusterLogger(config.logging.level, { role: 'primary', pid: process.pid });
-    let primary: ClusterPrimary | undefined;
-    const ballast = await Ballast.start(config, {
-      log,
-      admin: false,
-      proxy: false,
-      // Flips during the first probes reach no worker: none is forked yet, and each starts from a snapshot.
-      onHealthEvent: (event) => {
-        if (primary !== undefined) primary.#broadcast({ type: 'health', event });
-      },
-    });
-    primary = new ClusterPrimary(file, config, count, ballast, log);
+    const feed = new LocalHealthFeed();
+    // Changes during the first probes reach no worker (nothing subscribes to the feed yet): none is forked yet, and
+    // each starts from a snapshot.
+    const ballast = await Ballast.start(config, { log, bind: 'none', health: feed });
+    const primary = new ClusterPrimary(file, config, count, ballast, feed, log);
     try {
       await primary.#admin.listen(config.admin.listen.host, config.admin.listen.port);
       await primary.#fork();
@@ -231,7 +230,7 @@ export class ClusterPrimary {
   #onWorkerHealth(from: Worker, event: HealthEvent): void {
     // Workers decide ejections only: they run neither probes nor the admin endpoint.
     if (event.kind !== 'ejected') return;
-    this.#ballast.applyHealthEvent(event);
+    this.#feed.apply(event);
     this.log.info({ upstream: event.upstream, server: event.server, reason: event.reason, ejectedForMs: Math.round(event.forMs), worker: from.id }, 'server ejected by a worker: shared with every worker');
     this.#broadcast({ type: 'health', event }, from);
   }

@@ -6,9 +6,10 @@
  * Logs are written only when something flips: a server fails or passes its active checks, is ejected or returns,
  * an ejection is refused by max_ejection_percent, an upstream enters or leaves panic.
  *
- * In cluster mode (src/cluster/) health is shared: every change this process decides is also reported as a
- * `HealthEvent` (`onEvent`), and `apply` / `applySnapshot` take in what other processes decided, without logging
- * or reporting it again. A cluster worker runs without active checks (`activeChecks: false`): the primary probes.
+ * Its feed (health-feed.ts) says whether this process probes, and carries health across processes: every change
+ * decided here is published to it, and it applies what other processes decided through `apply` / `applySnapshot`,
+ * which neither log nor publish again. A process that does not probe (a cluster worker) does not log panic: panic
+ * follows from everyone's decisions, and the process that probes hears of all of them and logs each change once.
  */
 import type { Clock, Random } from '../util/clock.js';
 import type { Metrics } from '../admin/metrics.js';
@@ -16,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { Host } from '../upstream/host.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { ActiveChecker, type CheckedHost } from './active-checker.js';
+import type { HealthFeed } from './health-feed.js';
 import { OutlierDetector } from './outlier-detector.js';
 import type { ProbeResult } from './probe.js';
 import type { HealthEvent, HostHealth } from './shared-health.js';
@@ -25,19 +27,13 @@ export interface HealthDeps {
   readonly random: Random;
   readonly log: Logger;
   readonly metrics: Metrics;
-  /** Probe servers (default true). */
-  readonly activeChecks?: boolean;
-  /** Every health change decided here (not those applied from elsewhere), for other processes to apply. */
-  readonly onEvent?: (event: HealthEvent) => void;
-  /**
-   * Log an upstream entering and leaving panic (default true). A cluster worker does not: panic follows from the
-   * shared health, and the primary, which holds all of it, logs each change once.
-   */
-  readonly logPanic?: boolean;
+  /** Where health from other processes comes in and the changes decided here go; says whether to probe. */
+  readonly feed: HealthFeed;
 }
 
 export class HealthService {
   readonly checker: ActiveChecker;
+  readonly #feed: HealthFeed;
   readonly #detectors = new Map<Upstream, OutlierDetector>();
   readonly #upstreams = new Map<string, Upstream>();
   /**
@@ -48,11 +44,11 @@ export class HealthService {
   #initialProbes = true;
 
   constructor(upstreams: readonly Upstream[], deps: HealthDeps) {
-    const { log, metrics } = deps;
+    const { log, metrics, feed } = deps;
+    this.#feed = feed;
     const emit = (event: HealthEvent): void => {
-      if (deps.onEvent === undefined) return;
       try {
-        deps.onEvent(event);
+        feed.publish(event);
       } catch (err) {
         log.error({ err }, 'health event listener failed');
       }
@@ -60,7 +56,7 @@ export class HealthService {
     for (const upstream of upstreams) {
       this.#upstreams.set(upstream.name, upstream);
       const name = upstream.name;
-      if (deps.logPanic !== false) {
+      if (feed.probes) {
         upstream.onPanicChange(({ panic, available, eligible }) => {
           const fields = { upstream: name, available, eligible, panic_threshold: upstream.config.panic_threshold };
           if (panic) log.warn(fields, 'upstream in panic: too few servers available, balancing over all of them');
@@ -96,7 +92,7 @@ export class HealthService {
       this.#detectors.set(upstream, detector);
     }
 
-    this.checker = new ActiveChecker(deps.activeChecks === false ? [] : upstreams, {
+    this.checker = new ActiveChecker(feed.probes ? upstreams : [], {
       clock: deps.clock,
       random: deps.random,
       events: {
@@ -120,8 +116,12 @@ export class HealthService {
     });
   }
 
-  /** Start probing and detecting; resolves after every server's first probe (see ActiveChecker.start). */
+  /**
+   * Take in the feed's health, then start detecting and probing; resolves after every server's first probe (see
+   * ActiveChecker.start). Called after a reload's `inheritFrom`, so the feed's picture comes on top of the inherited one.
+   */
   async start(): Promise<void> {
+    this.#feed.attach(this);
     for (const d of this.#detectors.values()) d.start();
     await this.checker.start();
     this.#initialProbes = false;
@@ -129,8 +129,9 @@ export class HealthService {
     for (const upstream of this.#upstreams.values()) upstream.panicking(upstream.now());
   }
 
-  /** Stop every probe and timer. */
+  /** Stop every probe and timer, and take in nothing more from the feed. */
   stop(): void {
+    this.#feed.detach(this);
     this.checker.stop();
     for (const d of this.#detectors.values()) d.stop();
   }
@@ -156,7 +157,7 @@ export class HealthService {
     for (const detector of this.#detectors.values()) detector.takeOverEjections();
   }
 
-  /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`). */
+  /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`, through its feed). */
   snapshot(): HostHealth[] {
     const out: HostHealth[] = [];
     for (const upstream of this.#upstreams.values()) {
