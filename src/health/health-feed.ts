@@ -17,7 +17,7 @@ import type { HealthEvent, HostHealth } from './shared-health.js';
 export interface HealthFeed {
   /**
    * Whether this process probes the servers. The one that does hears of every verdict and every ejection, wherever
-   * decided: it alone logs what follows from all of them (panic), so each change is logged once.
+   * decided: it alone logs what follows from all of them (panic, the end of an ejection), so each is logged once.
    */
   readonly probes: boolean;
   /** A HealthService starts: bring it up to date, then apply to it what is decided elsewhere until `detach`. */

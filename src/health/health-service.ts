@@ -8,8 +8,9 @@
  *
  * Its feed (health-feed.ts) says whether this process probes, and carries health across processes: every change
  * decided here is published to it, and it applies what other processes decided through `apply` / `applySnapshot`,
- * which neither log nor publish again. A process that does not probe (a cluster worker) does not log panic: panic
- * follows from everyone's decisions, and the process that probes hears of all of them and logs each change once.
+ * which neither log nor publish again. A process that does not probe (a cluster worker) logs what it decides, not
+ * what follows from everyone's decisions (panic, ejection ends): the process that probes hears of all of them and
+ * logs each once.
  */
 import type { Clock, Random } from '../util/clock.js';
 import type { Metrics } from '../admin/metrics.js';
@@ -76,7 +77,7 @@ export class HealthService {
             emit({ kind: 'ejected', upstream: name, server: host.address, forMs: durationMs, count, reason });
           },
           returned: (host, early) => {
-            log.info({ upstream: name, server: host.address, early }, early ? 'server ejection ended by a passing active check' : 'server ejection ended');
+            if (feed.probes) log.info({ upstream: name, server: host.address, early }, early ? 'server ejection ended by a passing active check' : 'server ejection ended');
             upstream.panicking(upstream.now());
             // An ejection that ends with time ends by itself everywhere; only an early end must be told.
             if (early) emit({ kind: 'ejection-ended', upstream: name, server: host.address });
@@ -84,8 +85,6 @@ export class HealthService {
           capped: (host, reason) => {
             log.warn({ upstream: name, server: host.address, reason, max_ejection_percent: config.max_ejection_percent }, 'server not ejected: max_ejection_percent reached');
           },
-          // In the cluster primary no request ever asks for a pick: a relayed ejection's end is when panic may end.
-          lapsed: () => upstream.panicking(upstream.now()),
         },
       });
       upstream.onOutcome((host, outcome) => detector.observe(host, outcome));

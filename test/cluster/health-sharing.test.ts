@@ -5,6 +5,7 @@
  * with the servers' inherited flags.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Metrics } from '../../src/admin/metrics.js';
 import { Ballast } from '../../src/ballast.js';
@@ -40,6 +41,18 @@ function service(clock: ManualClock, events: HealthEvent[] = [], feed: HealthFee
   });
   void health.start();
   return { u, health };
+}
+
+/** A logger whose lines (their `msg`) are kept, to see which process logs what. */
+function captured(): { log: pino.Logger; msgs: () => string[] } {
+  const lines: { msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as { msg: string });
+      cb();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), msgs: () => lines.map((l) => l.msg) };
 }
 
 /** One server's flags in a snapshot, healthy unless said otherwise. */
@@ -198,6 +211,43 @@ describe('health feeds', () => {
     feed.apply({ kind: 'admin', upstream: 'pool', server: s0, draining: false, disabled: false });
     expect(first.u.host(s0)!.disabled).toBe(true);
     expect(second.u.host(s0)!.disabled).toBe(false);
+  });
+
+  it('the process that probes logs panic and the end of every ejection, whoever decided it; one that does not logs only the ejections it decides', async () => {
+    const keys = `${OUTLIER.replace('base_ejection_time: 1s', 'base_ejection_time: 50ms')}\n    panic_threshold: 70%`;
+    const make = async (clock: ManualClock, feed: HealthFeed, log: pino.Logger) => {
+      const u = upstream(keys, { n: 3, clock });
+      const health = new HealthService([u], { clock, random: () => 0, log, metrics: new Metrics({ processMetrics: false }), feed });
+      stops.push(() => health.stop());
+      await health.start();
+      return u;
+    };
+    const decided: HealthEvent[] = [];
+    const workerLog = captured();
+    const primaryLog = captured();
+    const workerClock = manualClock(1_000);
+    const primaryClock = manualClock(5_000_000);
+    const worker = await make(workerClock, new RemoteHealthFeed([], (e) => decided.push(e)), workerLog.log);
+    const primaryFeed = new LocalHealthFeed();
+    const primary = await make(primaryClock, primaryFeed, primaryLog.log);
+
+    const host = worker.hosts[1]!;
+    worker.observe(host, CONNECT_FAILURE);
+    worker.observe(host, CONNECT_FAILURE);
+    expect(decided).toHaveLength(1);
+    expect(primaryFeed.apply(decided[0]!)).toBe(true);
+    // One server of three out: 67% available, under the 70% threshold.
+    expect(workerLog.msgs()).toEqual(['server ejected']);
+    expect(primaryLog.msgs()).toEqual(['upstream in panic: too few servers available, balancing over all of them']);
+
+    // Both ejections run out (each process's timer, on its own clock).
+    workerClock.now += 60;
+    primaryClock.now += 60;
+    await sleep(120);
+    expect(primary.host(host.address)!.state(primaryClock.now)).toBe('healthy');
+    expect(worker.host(host.address)!.state(workerClock.now)).toBe('healthy');
+    expect(primaryLog.msgs()).toEqual(['upstream in panic: too few servers available, balancing over all of them', 'server ejection ended', 'upstream left panic']);
+    expect(workerLog.msgs()).toEqual(['server ejected']);
   });
 
   it('a Ballast on a remote feed binds its proxy listeners only, probes nothing, and follows the feed across a reload', async () => {
