@@ -1,7 +1,8 @@
 /**
  * A running Ballast: upstream pools, their health, listeners and the admin endpoint built from one validated config.
- * By default one process runs all of it; in cluster mode (src/cluster/) the primary runs the health checks and the
- * admin endpoint and each worker the listeners, and the options below say which part an instance runs.
+ * By default one process runs all of it. In cluster mode (src/cluster/) the primary and each worker run a Ballast
+ * too, told apart by two options only: which listeners it binds (`bind`), and where its health comes from and goes
+ * (`health`, a HealthFeed: the primary probes and publishes, a worker applies what the primary sends).
  */
 import type { AddressInfo } from 'node:net';
 import type { Clock, Random } from './util/clock.js';
@@ -9,8 +10,8 @@ import type { Config, ListenerConfig } from './config/schema.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { serverActions } from './admin/server-actions.js';
+import { LocalHealthFeed, type HealthFeed } from './health/health-feed.js';
 import { HealthService } from './health/health-service.js';
-import type { HealthEvent } from './health/shared-health.js';
 import { AccessLog } from './access-log.js';
 import { createLogger, type Logger } from './log.js';
 import { HttpListener } from './proxy/http/listener.js';
@@ -23,22 +24,13 @@ export interface BallastOptions {
   readonly random?: Random;
   /** Export Node process metrics (off in tests that start many instances). */
   readonly processMetrics?: boolean;
-  /** Bind the admin listener (default true; a cluster worker leaves it to the primary). */
-  readonly admin?: boolean;
-  /** Bind the proxy listeners (default true; the cluster primary leaves them to its workers). */
-  readonly proxy?: boolean;
-  /** Probe servers (default true; a cluster worker gets the primary's verdicts instead). */
-  readonly activeChecks?: boolean;
-  /** Every health change this instance decides (active-check flip, ejection, admin action), to share it. */
-  readonly onHealthEvent?: (event: HealthEvent) => void;
-  /** Log panic changes (default true; in a cluster the primary logs them, once). */
-  readonly logPanic?: boolean;
   /**
-   * Called with each new HealthService (at start and at every reload), after its servers took over the health of the
-   * ones they replace and before it probes or any listener uses it: where a cluster worker applies the primary's
-   * snapshot.
+   * The listeners to bind: `all` (the default), `proxy` only (a cluster worker: the primary serves admin), or `none`
+   * (the cluster primary: its workers serve traffic, and it serves an admin endpoint of its own over all of them).
    */
-  readonly prepare?: (health: HealthService) => void;
+  readonly bind?: 'all' | 'proxy' | 'none';
+  /** Where health comes from and where the changes decided here go; default: a LocalHealthFeed nobody listens to. */
+  readonly health?: HealthFeed;
 }
 
 export class Ballast {
@@ -50,13 +42,12 @@ export class Ballast {
   health: HealthService;
   httpListeners: readonly HttpListener[];
   tcpListeners: readonly TcpListener[];
-  /** Undefined when started with `admin: false`. */
+  /** Undefined unless started with `bind: 'all'`. */
   readonly admin: AdminServer | undefined;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #options: BallastOptions;
-  /** The HealthService a reload in progress is preparing; health changes from elsewhere are applied to it too. */
-  #nextHealth: HealthService | undefined;
+  readonly #feed: HealthFeed;
+  readonly #bindProxy: boolean;
   #ready = false;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -75,7 +66,9 @@ export class Ballast {
     const random = options.random ?? Math.random;
     this.#clock = clock;
     this.#random = random;
-    this.#options = options;
+    this.#feed = options.health ?? new LocalHealthFeed();
+    const bind = options.bind ?? 'all';
+    this.#bindProxy = bind !== 'none';
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
     const upstreams = new Map<string, Upstream>();
     for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random, metrics: this.metrics }));
@@ -83,16 +76,16 @@ export class Ballast {
     this.metrics.track([...upstreams.values()]);
     this.health = this.#healthService(upstreams);
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: this.#accessLogFor(config), random };
-    const listeners = options.proxy === false ? [] : config.listeners;
+    const listeners = this.#bindProxy ? config.listeners : [];
     this.httpListeners = listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
     this.tcpListeners = listeners.flatMap((l) => (l.protocol === 'tcp' ? [new TcpListener(l, deps)] : []));
-    this.admin = options.admin === false ? undefined : new AdminServer({
+    this.admin = bind !== 'all' ? undefined : new AdminServer({
       metrics: this.metrics,
       log: this.log,
       upstreams: () => this.upstreams.values(),
       ready: () => this.#ready && this.#stopping === undefined,
       token: config.admin.token,
-      actions: serverActions(() => this.upstreams.values(), this.log, options.onHealthEvent),
+      actions: serverActions(() => this.upstreams.values(), this.log, (event) => this.#feed.publish(event)),
     });
   }
 
@@ -107,28 +100,15 @@ export class Ballast {
 
   /** `previous`: the service a reload replaces, whose outlier-detection state the new one takes over first. */
   #healthService(upstreams: ReadonlyMap<string, Upstream>, previous?: HealthService): HealthService {
-    const o = this.#options;
     const health = new HealthService([...upstreams.values()], {
       clock: this.#clock,
       random: this.#random,
       log: this.log,
       metrics: this.metrics,
-      ...(o.activeChecks !== undefined && { activeChecks: o.activeChecks }),
-      ...(o.onHealthEvent !== undefined && { onEvent: o.onHealthEvent }),
-      ...(o.logPanic !== undefined && { logPanic: o.logPanic }),
+      feed: this.#feed,
     });
     if (previous !== undefined) health.inheritFrom(previous);
-    o.prepare?.(health);
     return health;
-  }
-
-  /**
-   * Apply a health change another process decided (cluster mode), to the servers in use and to those a reload in
-   * progress is about to put in their place. Returns whether anything changed.
-   */
-  applyHealthEvent(event: HealthEvent): boolean {
-    const changed = this.health.apply(event);
-    return (this.#nextHealth?.apply(event) ?? false) || changed;
   }
 
   /**
@@ -182,7 +162,6 @@ export class Ballast {
       upstreams.set(u.name, upstream);
     }
     const health = this.#healthService(upstreams, this.health);
-    this.#nextHealth = health;
     await health.start();
     if (this.#stopping !== undefined) {
       // stop() arrived while the new servers were probed: bind nothing.
@@ -201,7 +180,7 @@ export class Ballast {
       if (config !== undefined) kept.set(l, config);
     }
     const retired = current.filter((l) => !kept.has(l));
-    const fresh = this.#options.proxy === false ? [] : next.listeners.filter((n) => ![...kept.values()].includes(n));
+    const fresh = this.#bindProxy ? next.listeners.filter((n) => ![...kept.values()].includes(n)) : [];
     const addressOf = (c: ListenerConfig) => `${c.listen.host}:${c.listen.port}`;
     const retiredAddresses = new Set(retired.map((l) => addressOf(l.config)));
     const create = (c: ListenerConfig) => (c.protocol === 'http' ? new HttpListener(c, deps) : new TcpListener(c, deps));
@@ -216,7 +195,6 @@ export class Ballast {
     try {
       for (const c of fresh) if (!retiredAddresses.has(addressOf(c))) await open(c);
     } catch (err) {
-      this.#nextHealth = undefined;
       health.stop();
       await Promise.all(opened.map((l) => l.close(0)));
       await Promise.all([...upstreams.values()].map((u) => u.destroy()));
@@ -243,7 +221,6 @@ export class Ballast {
     const oldHealth = this.health;
     this.upstreams = upstreams;
     this.health = health;
-    this.#nextHealth = undefined;
     this.httpListeners = all.filter((l): l is HttpListener => l instanceof HttpListener);
     this.tcpListeners = all.filter((l): l is TcpListener => l instanceof TcpListener);
     this.metrics.track([...upstreams.values()]);

@@ -1,4 +1,4 @@
-/** The entry point node:cluster forks (src/cluster/primary.ts sets it as `exec`): one worker. */
+/** The entry point node:cluster forks (supervisor.ts sets it as `exec`): one worker. */
 import { runWorker } from './worker.js';
 
 runWorker();

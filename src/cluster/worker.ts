@@ -1,15 +1,17 @@
 /**
  * A cluster worker: the proxy listeners (http and tcp) of the config the primary sends, with passive outlier detection
- * on its own traffic, and neither an admin listener nor active probes (the primary runs both, once). Health the
- * primary decides (probe verdicts, admin actions, other workers' ejections) arrives as messages and is applied with
- * the hosts' setters; this worker's own ejections go to the primary, which shares them.
+ * on its own traffic, and neither an admin listener nor active probes (the primary runs both, once). Its Ballast's
+ * health comes from a RemoteHealthFeed: what the primary decides (probe verdicts, admin actions, other workers'
+ * ejections) arrives as messages and is applied to it; this worker's own ejections go to the primary, which shares
+ * them.
  *
  * It drains and exits on `stop`, on SIGTERM/SIGINT (a second signal exits at once), and when the primary is gone.
  */
 import cluster from 'node:cluster';
 import { Ballast } from '../ballast.js';
 import type { Config } from '../config/schema.js';
-import type { HealthEvent, HostHealth } from '../health/shared-health.js';
+import { RemoteHealthFeed } from '../health/health-feed.js';
+import type { HostHealth } from '../health/shared-health.js';
 import type { Logger } from '../log.js';
 import { clusterLogger } from './logger.js';
 import { isToWorker, send, type Inflight, type ToPrimary, type ToWorker } from './messages.js';
@@ -18,11 +20,8 @@ export function runWorker(): void {
   if (process.send === undefined || !cluster.isWorker) throw new Error('runWorker: not a cluster worker');
   const id = cluster.worker?.id ?? 0;
   let ballast: Ballast | undefined;
+  let feed: RemoteHealthFeed | undefined;
   let log: Logger | undefined;
-  /** The primary's snapshot to apply to each new set of servers (at start, and at a reload). */
-  let snapshot: readonly HostHealth[] = [];
-  /** Health changes that arrived while the listeners were being bound: applied once `ballast` exists. */
-  let early: HealthEvent[] = [];
   /** A reload that arrived before the listeners were bound: run once they are. */
   let deferredReload: Extract<ToWorker, { type: 'reload' }> | undefined;
   let stopping: Promise<void> | undefined;
@@ -47,21 +46,11 @@ export function runWorker(): void {
   };
 
   const start = async (config: Config, health: readonly HostHealth[]): Promise<void> => {
-    snapshot = health;
     log = clusterLogger(config.logging.level, { worker: id, pid: process.pid });
+    // Created before anything is bound: health news that arrives while starting applies before any request is served.
+    feed = new RemoteHealthFeed(health, (event) => tell({ type: 'health', event }));
     try {
-      ballast = await Ballast.start(config, {
-        log,
-        admin: false,
-        activeChecks: false,
-        logPanic: false,
-        // Health news that arrived while starting is applied before the listeners bind, not after.
-        prepare: (h) => {
-          h.applySnapshot(snapshot);
-          for (const event of early.splice(0)) h.apply(event);
-        },
-        onHealthEvent: (event) => tell({ type: 'health', event }),
-      });
+      ballast = await Ballast.start(config, { log, bind: 'proxy', health: feed });
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       log.error({ err }, 'worker could not start');
@@ -69,8 +58,6 @@ export function runWorker(): void {
       await send(process, { type: 'failed', error });
       process.exit(1);
     }
-    for (const event of early) ballast.applyHealthEvent(event);
-    early = [];
     if (stopping === undefined) tell({ type: 'ready' });
     if (deferredReload !== undefined) void reload(deferredReload);
     deferredReload = undefined;
@@ -81,7 +68,7 @@ export function runWorker(): void {
       deferredReload = m;
       return;
     }
-    snapshot = m.health;
+    feed?.resetSnapshot(m.health);
     try {
       await ballast.reload(m.config);
       tell({ type: 'reloaded', id: m.id });
@@ -103,8 +90,7 @@ export function runWorker(): void {
         if (ballast === undefined && log === undefined) void start(m.config, m.health);
         return;
       case 'health':
-        if (ballast === undefined) early.push(m.event);
-        else ballast.applyHealthEvent(m.event);
+        feed?.apply(m.event);
         return;
       case 'reload':
         void reload(m);

@@ -6,9 +6,11 @@
  * Logs are written only when something flips: a server fails or passes its active checks, is ejected or returns,
  * an ejection is refused by max_ejection_percent, an upstream enters or leaves panic.
  *
- * In cluster mode (src/cluster/) health is shared: every change this process decides is also reported as a
- * `HealthEvent` (`onEvent`), and `apply` / `applySnapshot` take in what other processes decided, without logging
- * or reporting it again. A cluster worker runs without active checks (`activeChecks: false`): the primary probes.
+ * Its feed (health-feed.ts) says whether this process probes, and carries health across processes: every change
+ * decided here is published to it, and it applies what other processes decided through `apply` / `applySnapshot`,
+ * which neither log nor publish again. A process that does not probe (a cluster worker) logs what it decides, not
+ * what follows from everyone's decisions (panic, ejection ends): the process that probes hears of all of them and
+ * logs each once.
  */
 import type { Clock, Random } from '../util/clock.js';
 import type { Metrics } from '../admin/metrics.js';
@@ -16,6 +18,7 @@ import type { Logger } from '../log.js';
 import type { Host } from '../upstream/host.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { ActiveChecker, type CheckedHost } from './active-checker.js';
+import type { HealthFeed } from './health-feed.js';
 import { OutlierDetector } from './outlier-detector.js';
 import type { ProbeResult } from './probe.js';
 import type { HealthEvent, HostHealth } from './shared-health.js';
@@ -25,19 +28,13 @@ export interface HealthDeps {
   readonly random: Random;
   readonly log: Logger;
   readonly metrics: Metrics;
-  /** Probe servers (default true). */
-  readonly activeChecks?: boolean;
-  /** Every health change decided here (not those applied from elsewhere), for other processes to apply. */
-  readonly onEvent?: (event: HealthEvent) => void;
-  /**
-   * Log an upstream entering and leaving panic (default true). A cluster worker does not: panic follows from the
-   * shared health, and the primary, which holds all of it, logs each change once.
-   */
-  readonly logPanic?: boolean;
+  /** Where health from other processes comes in and the changes decided here go; says whether to probe. */
+  readonly feed: HealthFeed;
 }
 
 export class HealthService {
   readonly checker: ActiveChecker;
+  readonly #feed: HealthFeed;
   readonly #detectors = new Map<Upstream, OutlierDetector>();
   readonly #upstreams = new Map<string, Upstream>();
   /**
@@ -48,11 +45,11 @@ export class HealthService {
   #initialProbes = true;
 
   constructor(upstreams: readonly Upstream[], deps: HealthDeps) {
-    const { log, metrics } = deps;
+    const { log, metrics, feed } = deps;
+    this.#feed = feed;
     const emit = (event: HealthEvent): void => {
-      if (deps.onEvent === undefined) return;
       try {
-        deps.onEvent(event);
+        feed.publish(event);
       } catch (err) {
         log.error({ err }, 'health event listener failed');
       }
@@ -60,7 +57,7 @@ export class HealthService {
     for (const upstream of upstreams) {
       this.#upstreams.set(upstream.name, upstream);
       const name = upstream.name;
-      if (deps.logPanic !== false) {
+      if (feed.probes) {
         upstream.onPanicChange(({ panic, available, eligible }) => {
           const fields = { upstream: name, available, eligible, panic_threshold: upstream.config.panic_threshold };
           if (panic) log.warn(fields, 'upstream in panic: too few servers available, balancing over all of them');
@@ -80,7 +77,7 @@ export class HealthService {
             emit({ kind: 'ejected', upstream: name, server: host.address, forMs: durationMs, count, reason });
           },
           returned: (host, early) => {
-            log.info({ upstream: name, server: host.address, early }, early ? 'server ejection ended by a passing active check' : 'server ejection ended');
+            if (feed.probes) log.info({ upstream: name, server: host.address, early }, early ? 'server ejection ended by a passing active check' : 'server ejection ended');
             upstream.panicking(upstream.now());
             // An ejection that ends with time ends by itself everywhere; only an early end must be told.
             if (early) emit({ kind: 'ejection-ended', upstream: name, server: host.address });
@@ -88,15 +85,13 @@ export class HealthService {
           capped: (host, reason) => {
             log.warn({ upstream: name, server: host.address, reason, max_ejection_percent: config.max_ejection_percent }, 'server not ejected: max_ejection_percent reached');
           },
-          // In the cluster primary no request ever asks for a pick: a relayed ejection's end is when panic may end.
-          lapsed: () => upstream.panicking(upstream.now()),
         },
       });
       upstream.onOutcome((host, outcome) => detector.observe(host, outcome));
       this.#detectors.set(upstream, detector);
     }
 
-    this.checker = new ActiveChecker(deps.activeChecks === false ? [] : upstreams, {
+    this.checker = new ActiveChecker(feed.probes ? upstreams : [], {
       clock: deps.clock,
       random: deps.random,
       events: {
@@ -120,8 +115,12 @@ export class HealthService {
     });
   }
 
-  /** Start probing and detecting; resolves after every server's first probe (see ActiveChecker.start). */
+  /**
+   * Take in the feed's health, then start detecting and probing; resolves after every server's first probe (see
+   * ActiveChecker.start). Called after a reload's `inheritFrom`, so the feed's picture comes on top of the inherited one.
+   */
   async start(): Promise<void> {
+    this.#feed.attach(this);
     for (const d of this.#detectors.values()) d.start();
     await this.checker.start();
     this.#initialProbes = false;
@@ -129,8 +128,9 @@ export class HealthService {
     for (const upstream of this.#upstreams.values()) upstream.panicking(upstream.now());
   }
 
-  /** Stop every probe and timer. */
+  /** Stop every probe and timer, and take in nothing more from the feed. */
   stop(): void {
+    this.#feed.detach(this);
     this.checker.stop();
     for (const d of this.#detectors.values()) d.stop();
   }
@@ -156,7 +156,7 @@ export class HealthService {
     for (const detector of this.#detectors.values()) detector.takeOverEjections();
   }
 
-  /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`). */
+  /** Every server's flags now, for a process that starts or reloads later (`applySnapshot`, through its feed). */
   snapshot(): HostHealth[] {
     const out: HostHealth[] = [];
     for (const upstream of this.#upstreams.values()) {

@@ -33,15 +33,13 @@ export interface Ejection {
 
 export interface OutlierEvents {
   ejected(ejection: Ejection): void;
-  /** An ejection ended: by time, or early after a passing active check. */
+  /**
+   * An ejection ended: by time, or early after a passing active check. Those taken in with `adopt` too: whether a
+   * process logs an end is its caller's business (health-service.ts), not a matter of who decided the ejection.
+   */
   returned(host: Host, early: boolean): void;
   /** A rule was broken but `max_ejection_percent` would be exceeded; reported once until the server recovers. */
   capped(host: Host, reason: EjectionReason): void;
-  /**
-   * An ejection adopted from another process ran out. That process reports the end; this one only learns that the
-   * server is back, to re-evaluate what depends on it (panic).
-   */
-  lapsed?(host: Host): void;
 }
 
 class Monitor {
@@ -54,8 +52,6 @@ class Monitor {
   returnTimer: unknown;
   /** An ejection was refused by `max_ejection_percent` and not reported since. */
   capped = false;
-  /** The current (or last) ejection was decided by another process (`adopt`), which reports its end. */
-  adopted = false;
   /** This interval's attempts. */
   successes = 0;
   failures = 0;
@@ -166,7 +162,8 @@ export class OutlierDetector {
   /**
    * An ejection decided by another process (a cluster worker): eject `host` for `durationMs` from now unless it is
    * already ejected for longer, and raise its ejection count to `count`, so an ejection decided here next lasts as
-   * long as it would have there. Reports no event: the process that decided it does. Returns whether it applied.
+   * long as it would have there. Reports no `ejected` (the process that decided it did); its end is reported like
+   * any other. Returns whether it applied.
    */
   adopt(host: Host, durationMs: number, count: number): boolean {
     const m = this.#monitors.get(host);
@@ -183,10 +180,8 @@ export class OutlierDetector {
     }
     m.ejectedAt = now;
     m.capped = false;
-    m.adopted = true;
-    // The end of an ejection adopted from elsewhere is reported where it was decided; here it only lapses.
     host.eject(until, now);
-    this.#onEnd(host, m, until, () => this.#events.lapsed?.(host));
+    this.#onEnd(host, m, until);
     return true;
   }
 
@@ -216,18 +211,17 @@ export class OutlierDetector {
     m.runs = before.runs;
     m.ejectedAt = before.ejectedAt;
     m.capped = before.capped;
-    m.adopted = before.adopted;
   }
 
   /**
-   * The detector a reload replaced is stopped: from now on this one reports the end of the ejections it inherited
-   * (lapsed only, for one another process decided). Until now the old one did, so no end is told twice.
+   * The detector a reload replaced is stopped: from now on this one reports the end of the ejections it inherited.
+   * Until now the old one did, so no end is told twice.
    */
   takeOverEjections(): void {
     const now = this.#clock();
     for (const [host, m] of this.#monitors) {
       if (host.ejectedUntil <= now || m.returnTimer !== undefined) continue;
-      this.#onEnd(host, m, host.ejectedUntil, m.adopted ? () => this.#events.lapsed?.(host) : () => this.#events.returned(host, false));
+      this.#onEnd(host, m, host.ejectedUntil);
     }
   }
 
@@ -245,22 +239,21 @@ export class OutlierDetector {
       return;
     }
     m.capped = false;
-    m.adopted = false;
     m.ejections = Math.min(m.ejections + 1, maxEjectionCount(this.#times));
     m.ejectedAt = now;
     const durationMs = ejectionDuration(m.ejections, this.#times, this.#random);
     const until = now + durationMs;
     host.eject(until, now);
-    this.#onEnd(host, m, until, () => this.#events.returned(host, false));
+    this.#onEnd(host, m, until);
     this.#events.ejected({ host, reason, durationMs, count: m.ejections, detail });
   }
 
   /**
-   * Call `ended` once the clock has passed `until`, unless the ejection is replaced or ended before. A timer can fire
-   * a little before the clock gets there (Node counts from the loop's cached time, which lags), and at that moment
-   * the host is still ejected: it is then set again for what is left.
+   * Report the end once the clock has passed `until`, unless the ejection is replaced or ended before. A timer can
+   * fire a little before the clock gets there (Node counts from the loop's cached time, which lags), and at that
+   * moment the host is still ejected: it is then set again for what is left.
    */
-  #onEnd(host: Host, m: Monitor, until: number, ended: () => void): void {
+  #onEnd(host: Host, m: Monitor, until: number): void {
     this.#timers.clear(m.returnTimer);
     m.returnTimer = undefined;
     if (this.#stopped) return;
@@ -270,7 +263,7 @@ export class OutlierDetector {
         if (host.ejectedUntil !== until || this.#stopped) return;
         const left = until - this.#clock();
         if (left > 0) wait(Math.ceil(left));
-        else ended();
+        else this.#events.returned(host, false);
       }, ms);
     };
     wait(Math.ceil(until - this.#clock()));

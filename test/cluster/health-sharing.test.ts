@@ -1,13 +1,17 @@
 /**
  * The pieces cluster mode shares health with, in one process: HealthService's events, snapshot and apply (with
- * manual clocks whose origins differ, as two processes' clocks do), the IPC message guards and sends to a closed
- * channel, and a reload that keeps the active checker's verdict consistent with the servers' inherited flags.
+ * manual clocks whose origins differ, as two processes' clocks do), the local and remote health feeds, the IPC
+ * message guards and sends to a closed channel, and a reload that keeps the active checker's verdict consistent
+ * with the servers' inherited flags.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Metrics } from '../../src/admin/metrics.js';
+import { Ballast } from '../../src/ballast.js';
+import { LocalHealthFeed, RemoteHealthFeed, type HealthFeed } from '../../src/health/health-feed.js';
 import { HealthService } from '../../src/health/health-service.js';
-import type { HealthEvent } from '../../src/health/shared-health.js';
+import type { HealthEvent, HostHealth } from '../../src/health/shared-health.js';
 import { isToPrimary, isToWorker, send } from '../../src/cluster/messages.js';
 import { workerCount } from '../../src/cluster/primary.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -15,24 +19,45 @@ import { CONNECT_FAILURE } from '../../src/upstream/outcome.js';
 import type { Upstream } from '../../src/upstream/upstream.js';
 import { manualClock, seededRandom, upstream, type ManualClock } from '../health/units.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
-import { startBallast, type TestBallast } from '../helpers/ballast.js';
-import { waitFor } from '../helpers/wait.js';
+import { get, startBallast, type TestBallast } from '../helpers/ballast.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const silent = pino({ level: 'silent' });
 const OUTLIER = '    outlier_detection: { consecutive_gateway_failures: 2, consecutive_failures: 0, base_ejection_time: 1s, max_ejection_time: 10s, max_ejection_percent: 100% }';
 
-function service(clock: ManualClock, events: HealthEvent[] = []): { u: Upstream; health: HealthService } {
+/** A feed like a cluster worker's: no probes, and the changes decided here recorded in `events`. */
+function workerFeed(events: HealthEvent[] = []): RemoteHealthFeed {
+  return new RemoteHealthFeed([], (e) => events.push(e));
+}
+
+function service(clock: ManualClock, events: HealthEvent[] = [], feed: HealthFeed = workerFeed(events)): { u: Upstream; health: HealthService } {
   const u = upstream(OUTLIER, { n: 3, clock });
   const health = new HealthService([u], {
     clock,
     random: () => 0, // no jitter on ejection times
     log: silent,
     metrics: new Metrics({ processMetrics: false }),
-    activeChecks: false,
-    onEvent: (e) => events.push(e),
+    feed,
   });
-  health.start();
+  void health.start();
   return { u, health };
+}
+
+/** A logger whose lines (their `msg`) are kept, to see which process logs what. */
+function captured(): { log: pino.Logger; msgs: () => string[] } {
+  const lines: { msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as { msg: string });
+      cb();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), msgs: () => lines.map((l) => l.msg) };
+}
+
+/** One server's flags in a snapshot, healthy unless said otherwise. */
+function hostHealth(server: string, flags: Partial<HostHealth> = {}): HostHealth {
+  return { upstream: 'pool', server, activeCheckFailed: false, ejectedForMs: 0, ejections: 0, draining: false, disabled: false, ...flags };
 }
 
 const stops: (() => void | Promise<void>)[] = [];
@@ -45,8 +70,8 @@ describe('HealthService sharing', () => {
     const clock = manualClock(1_000);
     const u = upstream('    outlier_detection: { consecutive_gateway_failures: 2, consecutive_failures: 0, base_ejection_time: 1s, max_ejection_percent: 50% }', { n: 2, clock });
     const events: HealthEvent[] = [];
-    const health = new HealthService([u], { clock, random: () => 0, log: silent, metrics: new Metrics({ processMetrics: false }), activeChecks: false, onEvent: (e) => events.push(e) });
-    health.start();
+    const health = new HealthService([u], { clock, random: () => 0, log: silent, metrics: new Metrics({ processMetrics: false }), feed: workerFeed(events) });
+    void health.start();
     stops.push(() => health.stop());
     const [a, b] = u.hosts as [Upstream['hosts'][number], Upstream['hosts'][number]];
     // This worker ejects A itself; a relayed ejection of B would make it 2 of 2, over 50%.
@@ -139,6 +164,124 @@ describe('HealthService sharing', () => {
     expect(b.u.hosts[0]!.state(clock.now)).toBe('draining');
     expect(b.health.apply({ kind: 'active', upstream: 'nope', server: address, failed: true })).toBe(false);
     expect(b.health.apply({ kind: 'active', upstream: 'pool', server: '10.9.9.9:1', failed: true })).toBe(false);
+  });
+});
+
+describe('health feeds', () => {
+  it('a local feed publishes what its process decides to every subscriber, and applies what another decided without publishing it', () => {
+    const clock = manualClock();
+    const feed = new LocalHealthFeed();
+    const heard: HealthEvent[] = [];
+    const unsubscribe = feed.subscribe((e) => heard.push(e));
+    const p = service(clock, [], feed);
+    stops.push(() => p.health.stop());
+    const [h0, h1] = p.u.hosts as [Upstream['hosts'][number], Upstream['hosts'][number]];
+    p.u.observe(h0, CONNECT_FAILURE);
+    p.u.observe(h0, CONNECT_FAILURE);
+    expect(heard).toMatchObject([{ kind: 'ejected', server: h0.address }]);
+
+    expect(feed.apply({ kind: 'ejected', upstream: 'pool', server: h1.address, forMs: 1000, count: 1, reason: 'consecutive_failures' })).toBe(true);
+    expect(h1.state(clock.now)).toBe('ejected');
+    expect(heard).toHaveLength(1);
+    unsubscribe();
+    feed.publish({ kind: 'admin', upstream: 'pool', server: h1.address, draining: true, disabled: false });
+    expect(heard).toHaveLength(1);
+  });
+
+  it('a remote feed starts each service from the snapshot, then the changes that came before it; a stopped service hears no more', () => {
+    const clock = manualClock();
+    const [s0, s1, s2] = upstream(OUTLIER, { n: 3 }).hosts.map((h) => h.address) as [string, string, string];
+    const feed = new RemoteHealthFeed([hostHealth(s0, { activeCheckFailed: true }), hostHealth(s2, { ejectedForMs: 500, ejections: 2 })], () => {});
+    // Arrives before any service is built (a worker between its `init` and its first service): kept for it.
+    expect(feed.apply({ kind: 'admin', upstream: 'pool', server: s1, draining: true, disabled: false })).toBe(false);
+    const first = service(clock, [], feed);
+    stops.push(() => first.health.stop());
+    expect(first.u.hosts.map((h) => h.state(clock.now))).toEqual(['unhealthy', 'draining', 'ejected']);
+    expect(first.u.host(s2)!.ejectedUntil - clock.now).toBe(500);
+
+    // A reload: the new service starts from the snapshot sent with it, and until the old one stops, both take in
+    // what the primary sends.
+    feed.resetSnapshot([hostHealth(s0), hostHealth(s1, { draining: true }), hostHealth(s2, { ejectedForMs: 500, ejections: 2 })]);
+    const second = service(clock, [], feed);
+    stops.push(() => second.health.stop());
+    expect(second.u.hosts.map((h) => h.state(clock.now))).toEqual(['healthy', 'draining', 'ejected']);
+    expect(feed.apply({ kind: 'admin', upstream: 'pool', server: s0, draining: false, disabled: true })).toBe(true);
+    expect(first.u.host(s0)!.disabled && second.u.host(s0)!.disabled).toBe(true);
+    first.health.stop();
+    feed.apply({ kind: 'admin', upstream: 'pool', server: s0, draining: false, disabled: false });
+    expect(first.u.host(s0)!.disabled).toBe(true);
+    expect(second.u.host(s0)!.disabled).toBe(false);
+  });
+
+  it('the process that probes logs panic and the end of every ejection, whoever decided it; one that does not logs only the ejections it decides', async () => {
+    const keys = `${OUTLIER.replace('base_ejection_time: 1s', 'base_ejection_time: 50ms')}\n    panic_threshold: 70%`;
+    const make = async (clock: ManualClock, feed: HealthFeed, log: pino.Logger) => {
+      const u = upstream(keys, { n: 3, clock });
+      const health = new HealthService([u], { clock, random: () => 0, log, metrics: new Metrics({ processMetrics: false }), feed });
+      stops.push(() => health.stop());
+      await health.start();
+      return u;
+    };
+    const decided: HealthEvent[] = [];
+    const workerLog = captured();
+    const primaryLog = captured();
+    const workerClock = manualClock(1_000);
+    const primaryClock = manualClock(5_000_000);
+    const worker = await make(workerClock, new RemoteHealthFeed([], (e) => decided.push(e)), workerLog.log);
+    const primaryFeed = new LocalHealthFeed();
+    const primary = await make(primaryClock, primaryFeed, primaryLog.log);
+
+    const host = worker.hosts[1]!;
+    worker.observe(host, CONNECT_FAILURE);
+    worker.observe(host, CONNECT_FAILURE);
+    expect(decided).toHaveLength(1);
+    expect(primaryFeed.apply(decided[0]!)).toBe(true);
+    // One server of three out: 67% available, under the 70% threshold.
+    expect(workerLog.msgs()).toEqual(['server ejected']);
+    expect(primaryLog.msgs()).toEqual(['upstream in panic: too few servers available, balancing over all of them']);
+
+    // Both ejections run out (each process's timer, on its own clock).
+    workerClock.now += 60;
+    primaryClock.now += 60;
+    await sleep(120);
+    expect(primary.host(host.address)!.state(primaryClock.now)).toBe('healthy');
+    expect(worker.host(host.address)!.state(workerClock.now)).toBe('healthy');
+    expect(primaryLog.msgs()).toEqual(['upstream in panic: too few servers available, balancing over all of them', 'server ejection ended', 'upstream left panic']);
+    expect(workerLog.msgs()).toEqual(['server ejected']);
+  });
+
+  it('a Ballast on a remote feed binds its proxy listeners only, probes nothing, and follows the feed across a reload', async () => {
+    const origin: Origin = await startOrigin('o1');
+    stops.push(() => origin.close());
+    const yaml = (route: string) => `
+admin: { listen: 127.0.0.1:0 }
+logging: { level: silent }
+listeners: [{ name: web, listen: 127.0.0.1:0, routes: [{ match: { path_prefix: ${route} }, upstream: pool }] }]
+upstreams:
+  - name: pool
+    servers: [{ address: ${origin.address} }]
+    health_check: { interval: 50ms, timeout: 1s }
+`;
+    const parsed = parseConfig(yaml('/'), {});
+    if (!parsed.ok) throw new Error('bad config');
+    const feed = new RemoteHealthFeed([hostHealth(origin.address, { activeCheckFailed: true })], () => {});
+    const ballast = await Ballast.start(parsed.config, { log: silent, processMetrics: false, bind: 'proxy', health: feed });
+    stops.push(() => ballast.stop(0));
+    expect(ballast.admin).toBeUndefined();
+    expect(ballast.health.checker.targets).toBe(0);
+    const url = (path: string) => `http://127.0.0.1:${ballast.port('web')}${path}`;
+    // The origin answers its /healthz, but this process does not probe: the snapshot's verdict stands.
+    expect((await get(url('/'))).status).toBe(503);
+    feed.apply({ kind: 'active', upstream: 'pool', server: origin.address, failed: false });
+    expect((await get(url('/'))).status).toBe(200);
+
+    feed.resetSnapshot([hostHealth(origin.address, { activeCheckFailed: true })]);
+    const next = parseConfig(yaml('/v2/'), {});
+    if (!next.ok) throw new Error('bad config');
+    await ballast.reload(next.config);
+    expect((await get(url('/v2/'))).status).toBe(503);
+    await sleep(150);
+    expect(origin.received).toHaveLength(1);
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * Health in cluster mode (`workers: 2`): the primary probes each server once (not once per worker) and every worker
- * follows its verdicts; an ejection decided by one worker is applied by the other and shown in /status; an admin
- * action on the primary reaches every worker, and /status sums the workers' requests in flight; a worker that dies
- * is forked again and starts from the primary's picture of health.
+ * follows its verdicts; an ejection decided by one worker is applied by the other and shown in /status; panic and
+ * the end of an ejection are logged once, by the primary; an admin action on the primary reaches every worker, and
+ * /status sums the workers' requests in flight; a worker that dies is forked again and starts from the primary's
+ * picture of health.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from 'undici';
@@ -147,6 +148,9 @@ describe('shared health, workers: 2', () => {
       [inPanic.msg, 'primary'],
       ['upstream left panic', 'primary'],
     ]);
+    // So is the end of the ejection: by the primary, which hears of every ejection, not by each worker.
+    const ends = cluster.lines.filter((l) => l.msg === 'server ejection ended');
+    expect(ends.map((l) => [l.server, l.role ?? l.worker])).toEqual([[b!.address, 'primary']]);
   });
 
   it('admin disable on the primary reaches every worker; /status counts requests in flight in both workers', async () => {
