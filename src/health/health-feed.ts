@@ -11,8 +11,15 @@
  * A HealthService is attached from its start to its stop, so during a reload the new service and the one it
  * replaces both take in what is decided elsewhere until the swap.
  */
-import type { HealthService } from './health-service.js';
 import type { HealthEvent, HostHealth } from './shared-health.js';
+
+/** What a feed needs of a HealthService (health-service.ts): taking in what other processes decided. */
+export interface FedHealth {
+  /** Apply one change decided elsewhere, neither logged nor published again; whether anything changed. */
+  apply(event: HealthEvent): boolean;
+  /** Apply another process's picture of every server. */
+  applySnapshot(snapshot: readonly HostHealth[]): void;
+}
 
 export interface HealthFeed {
   /**
@@ -21,9 +28,9 @@ export interface HealthFeed {
    */
   readonly probes: boolean;
   /** A HealthService starts: bring it up to date, then apply to it what is decided elsewhere until `detach`. */
-  attach(health: HealthService): void;
+  attach(health: FedHealth): void;
   /** The service stopped: replaced by a reload, or Ballast is stopping. */
-  detach(health: HealthService): void;
+  detach(health: FedHealth): void;
   /** A change decided in this process: an active-check flip, an ejection or its early end, an admin action. */
   publish(event: HealthEvent): void;
 }
@@ -31,13 +38,13 @@ export interface HealthFeed {
 /** What both feeds do with the services attached to them. */
 abstract class Feed implements HealthFeed {
   abstract readonly probes: boolean;
-  readonly #services = new Set<HealthService>();
+  readonly #services = new Set<FedHealth>();
 
-  attach(health: HealthService): void {
+  attach(health: FedHealth): void {
     this.#services.add(health);
   }
 
-  detach(health: HealthService): void {
+  detach(health: FedHealth): void {
     this.#services.delete(health);
   }
 
@@ -92,7 +99,7 @@ export class RemoteHealthFeed extends Feed {
    * The snapshot comes on top of what the service's servers inherited from the ones they replace: the primary's
    * probe and admin flags win (it alone decides them), and of two ejections the longer is kept.
    */
-  override attach(health: HealthService): void {
+  override attach(health: FedHealth): void {
     health.applySnapshot(this.#snapshot);
     for (const event of this.#early ?? []) health.apply(event);
     this.#early = undefined;

@@ -22,16 +22,18 @@ import type { RetryStep } from '../retry-policy.js';
 import { Attempt, type AttemptEnd, type AttemptOwner } from './attempt.js';
 import type { Downstream } from './downstream.js';
 import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
-import type { CompiledRoute, HttpForwarder } from './forward.js';
-import {
-  bodiless,
-  dropContentLength,
-  forwardRequestHeaders,
-  forwardResponseHeaders,
-  isLengthMismatch,
-  retryAfterMillis,
-  upgradeToken,
-} from './headers.js';
+import type { CompiledRoute, ForwarderDeps } from './forwarder-config.js';
+import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch, retryAfterMillis, upgradeToken } from './headers.js';
+
+/** What an exchange needs of the forwarder it arrived through (forward.ts). */
+export interface ExchangeSite {
+  /** The config in force when the exchange started. */
+  readonly deps: ForwarderDeps;
+  /** Shutdown is cutting the exchanges still in flight at its drain deadline. */
+  readonly cutting: boolean;
+  started(): void;
+  finished(): void;
+}
 
 interface AttemptRecord {
   readonly server: string;
@@ -46,7 +48,7 @@ const INVALID_TRANSFER_CODING = 'upstream sent a transfer coding other than chun
 
 export class Exchange implements AttemptOwner {
   readonly down: Downstream;
-  readonly #forwarder: HttpForwarder;
+  readonly #forwarder: ExchangeSite;
   readonly #route: CompiledRoute;
   readonly #startedAt = performance.now();
   /** Set when the first attempt starts: the body a request brings is read before it counts (client time is not upstream time). */
@@ -67,7 +69,7 @@ export class Exchange implements AttemptOwner {
   #recorded = false;
   #finished = false;
 
-  constructor(forwarder: HttpForwarder, route: CompiledRoute, down: Downstream) {
+  constructor(forwarder: ExchangeSite, route: CompiledRoute, down: Downstream) {
     this.#forwarder = forwarder;
     this.#route = route;
     this.down = down;

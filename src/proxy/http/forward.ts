@@ -4,46 +4,15 @@
  * It also counts the exchanges in flight, so shutdown can wait for them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BlockList } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { HashKeyReader } from '../../balancer/hash-key.js';
-import type { AccessLog } from '../../access-log.js';
-import type { Logger } from '../../log.js';
-import type { Metrics, RouteMetrics } from '../../admin/metrics.js';
-import type { Upstream } from '../../upstream/upstream.js';
 import { clientAddress } from '../../util/client-address.js';
-import type { RetryPolicy } from '../retry-policy.js';
-import { Exchange } from './exchange.js';
+import { Exchange, type ExchangeSite } from './exchange.js';
 import { FAILURES, type Failure } from './failures.js';
+import type { CompiledRoute, ForwarderDeps } from './forwarder-config.js';
 import { framingProblem } from './framing.js';
 import { Http1Downstream } from './http1-downstream.js';
 import { sendFailure, writeFailure } from './respond.js';
-import type { Route, Router } from './router.js';
-import type { StickySessions } from './sticky-sessions.js';
 import { UpgradeDownstream } from './upgrade-downstream.js';
-
-/** Per-route state computed once per config, never per request. */
-export interface CompiledRoute {
-  readonly route: Route;
-  readonly upstream: Upstream;
-  readonly policy: RetryPolicy;
-  readonly metrics: RouteMetrics;
-  readonly hashKey: HashKeyReader | undefined;
-  readonly sticky: StickySessions | undefined;
-}
-
-export interface ForwarderDeps {
-  readonly listener: string;
-  readonly router: Router;
-  readonly routes: ReadonlyMap<Route, CompiledRoute>;
-  readonly trustedProxies: BlockList | undefined;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  /** Where access lines go, or undefined when the access log is off. */
-  readonly accessLog: AccessLog | undefined;
-  /** `ballast_requests_total` for requests answered before an upstream was chosen (400, 404): `upstream=""`. */
-  readonly unrouted: RouteMetrics;
-}
 
 const noop = (): void => {};
 
@@ -55,7 +24,7 @@ class Refusal {
   ) {}
 }
 
-export class HttpForwarder {
+export class HttpForwarder implements ExchangeSite {
   /** Replaced whole on reload; an exchange keeps the route it started with. */
   deps: ForwarderDeps;
   /** Exchanges in flight, for graceful shutdown. */

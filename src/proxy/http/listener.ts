@@ -3,31 +3,16 @@
  * the tunnel for upgrades, and a clean answer (400/408/431 then close) for what the parser refuses.
  */
 import { createServer, type Server } from 'node:http';
-import { BlockList, isIP, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Random } from '../../util/clock.js';
-import { compileHashKey } from '../../balancer/hash-key.js';
-import { isHashing } from '../../balancer/index.js';
-import type { Metrics } from '../../admin/metrics.js';
 import type { HttpListenerConfig } from '../../config/schema.js';
-import type { AccessLog } from '../../access-log.js';
 import type { Logger } from '../../log.js';
-import type { Upstream } from '../../upstream/upstream.js';
-import { HttpForwarder, type CompiledRoute, type ForwarderDeps } from './forward.js';
-import { RetryPolicy } from '../retry-policy.js';
-import { retryCounters } from '../retry-counters.js';
-import { StickySessions } from './sticky-sessions.js';
-import { Router, type Route } from './router.js';
+import { compileForwarder, type HttpListenerDeps } from './forwarder-config.js';
+import { HttpForwarder } from './forward.js';
 import { listen } from '../../util/listen.js';
 
 
-export interface HttpListenerDeps {
-  readonly upstreams: ReadonlyMap<string, Upstream>;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  readonly accessLog: AccessLog | undefined;
-  readonly random: Random;
-}
+export type { HttpListenerDeps };
 
 export class HttpListener {
   readonly name: string;
@@ -132,46 +117,6 @@ export class HttpListener {
 
 /** How long a stopping listener waits for the exchanges it cut at the drain deadline to report their end. */
 const CUT_GRACE_MS = 1000;
-
-/** Everything per route that can be computed once per config rather than per request. */
-function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): ForwarderDeps {
-  const router = new Router(config, deps.upstreams);
-  const routes = new Map<Route, CompiledRoute>();
-  for (const route of router.routes) {
-    const upstream = route.upstream;
-    const sticky = upstream.config.sticky;
-    routes.set(route, {
-      route,
-      upstream,
-      policy: new RetryPolicy(route.retry, { breaker: upstream.breaker, random: deps.random, counters: retryCounters(deps.metrics, upstream.name) }),
-      metrics: deps.metrics.forRoute(config.name, upstream.name),
-      hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
-      sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
-    });
-  }
-  return {
-    listener: config.name,
-    router,
-    routes,
-    trustedProxies: trustedProxies(config.trusted_proxies),
-    metrics: deps.metrics,
-    log: deps.log,
-    accessLog: deps.accessLog,
-    unrouted: deps.metrics.forRoute(config.name, ''),
-  };
-}
-
-function trustedProxies(cidrs: readonly string[]): BlockList | undefined {
-  if (cidrs.length === 0) return undefined;
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [addr, bits] = cidr.split('/') as [string, string | undefined];
-    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(addr, type);
-    else list.addSubnet(addr, Number(bits), type);
-  }
-  return list;
-}
 
 /**
  * What llhttp refused: answer once, plainly, and close (RFC 9112 §2.2: a server may close after a 400).

@@ -1,0 +1,88 @@
+/**
+ * What an HTTP listener's config compiles to, once per config (at start and at each reload), never per request:
+ * the router, and per route its upstream, retry policy, metrics cells, hash-key reader and sticky sessions.
+ */
+import { BlockList, isIP } from 'node:net';
+import type { Metrics, RouteMetrics } from '../../admin/metrics.js';
+import type { AccessLog } from '../../access-log.js';
+import { compileHashKey, type HashKeyReader } from '../../balancer/hash-key.js';
+import { isHashing } from '../../balancer/index.js';
+import type { HttpListenerConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { Random } from '../../util/clock.js';
+import type { Upstream } from '../../upstream/upstream.js';
+import { retryCounters } from '../retry-counters.js';
+import { RetryPolicy } from '../retry-policy.js';
+import { Router, type Route } from './router.js';
+import { StickySessions } from './sticky-sessions.js';
+
+export interface HttpListenerDeps {
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly accessLog: AccessLog | undefined;
+  readonly random: Random;
+}
+
+/** Per-route state computed once per config, never per request. */
+export interface CompiledRoute {
+  readonly route: Route;
+  readonly upstream: Upstream;
+  readonly policy: RetryPolicy;
+  readonly metrics: RouteMetrics;
+  readonly hashKey: HashKeyReader | undefined;
+  readonly sticky: StickySessions | undefined;
+}
+
+export interface ForwarderDeps {
+  readonly listener: string;
+  readonly router: Router;
+  readonly routes: ReadonlyMap<Route, CompiledRoute>;
+  readonly trustedProxies: BlockList | undefined;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Where access lines go, or undefined when the access log is off. */
+  readonly accessLog: AccessLog | undefined;
+  /** `ballast_requests_total` for requests answered before an upstream was chosen (400, 404): `upstream=""`. */
+  readonly unrouted: RouteMetrics;
+}
+
+/** Everything per route that can be computed once per config rather than per request. */
+export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): ForwarderDeps {
+  const router = new Router(config, deps.upstreams);
+  const routes = new Map<Route, CompiledRoute>();
+  for (const route of router.routes) {
+    const upstream = route.upstream;
+    const sticky = upstream.config.sticky;
+    routes.set(route, {
+      route,
+      upstream,
+      policy: new RetryPolicy(route.retry, { breaker: upstream.breaker, random: deps.random, counters: retryCounters(deps.metrics, upstream.name) }),
+      metrics: deps.metrics.forRoute(config.name, upstream.name),
+      hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
+      sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
+    });
+  }
+  return {
+    listener: config.name,
+    router,
+    routes,
+    trustedProxies: trustedProxies(config.trusted_proxies),
+    metrics: deps.metrics,
+    log: deps.log,
+    accessLog: deps.accessLog,
+    unrouted: deps.metrics.forRoute(config.name, ''),
+  };
+}
+
+function trustedProxies(cidrs: readonly string[]): BlockList | undefined {
+  if (cidrs.length === 0) return undefined;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [addr, bits] = cidr.split('/') as [string, string | undefined];
+    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(addr, type);
+    else list.addSubnet(addr, Number(bits), type);
+  }
+  return list;
+}
