@@ -20,6 +20,7 @@
  * is bounded in time (and the new-connection client in count too).
  *
  * Environment: BENCH_DURATION (seconds measured, default 4), BENCH_WARMUP (seconds, default 1),
+ * BENCH_BASE_DIST (the dist/ of another build: target `ballast-base`, for an A/B against this tree's),
  * BENCH_NEWCONN_MAX (request cap of the new-connection client, default 50000),
  * BENCH_NEWCONN_CLIENT (auto | node | wrk, default auto), BENCH_PROFILE_DURATION (seconds, default 10),
  * BENCH_PROFILE_INTERVAL_US (sampling interval of --cpu-prof, default 250),
@@ -109,8 +110,10 @@ const TARGETS = [
   { name: 'http-proxy', label: 'http-proxy' },
   { name: 'fastify', label: '@fastify/http-proxy' },
   { name: 'undici-minimal', label: 'minimal undici proxy (reference)' },
+  // An A/B against another build: only when --targets names it (and BENCH_BASE_DIST says where that build is).
+  { name: 'ballast-base', label: 'Ballast, base build (BENCH_BASE_DIST)', optIn: true },
 ];
-const PEERS_FOR_RATIO = ['nginx', 'haproxy', 'http-proxy', 'fastify', 'undici-minimal', 'direct'];
+const PEERS_FOR_RATIO = ['ballast-base', 'nginx', 'haproxy', 'http-proxy', 'fastify', 'undici-minimal', 'direct'];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes: every one is tracked and killed on the way out, whatever the way out is.
@@ -355,6 +358,13 @@ async function startTarget(name, origins) {
       if (!existsSync(path.join(ROOT, 'dist', 'ballast.js'))) throw new Error('dist/ballast.js is missing: run `npm run build` first (npm run bench does)');
       const t = await forkReady('target-ballast.mjs', name, { ...env, BENCH_ACCESS_LOG: name === 'ballast-accesslog' ? '1' : '0' });
       return { pid: t.cp.pid, url: `http://127.0.0.1:${t.port}`, adminPort: t.adminPort, stop: () => stopChild(t.cp), info: `dist/ from this tree; access_log ${name === 'ballast-accesslog' ? 'on (to a file)' : 'off'}; metrics on` };
+    }
+    case 'ballast-base': {
+      // An A/B of two builds side by side: BENCH_BASE_DIST is the other build's dist/ (e.g. of the previous commit).
+      const base = process.env.BENCH_BASE_DIST;
+      if (base === undefined) return { skipped: 'BENCH_BASE_DIST is not set (the dist/ of the build to compare with)' };
+      const t = await forkReady('target-ballast.mjs', name, { ...env, BENCH_ACCESS_LOG: '0', BENCH_BALLAST_DIST: base });
+      return { pid: t.cp.pid, url: `http://127.0.0.1:${t.port}`, adminPort: t.adminPort, stop: () => stopChild(t.cp), info: `the build in BENCH_BASE_DIST; access_log off; metrics on` };
     }
     case 'direct':
       return { pid: origins[0].cp.pid, url: `http://127.0.0.1:${originPorts[0]}`, stop: async () => {}, info: 'origin 1 itself, no proxy in between' };
@@ -835,7 +845,7 @@ async function benchmark() {
   const withTcp = args.only === undefined || args.only.includes(TCP_SCENARIO);
   if (selected.length === 0 && !withTcp) throw new Error(`--only matched no scenario; known: ${[...SCENARIOS.map((s) => s.name), TCP_SCENARIO].join(', ')}`);
   const targetsFor = (s) =>
-    TARGETS.filter((t) => (s.targets ? s.targets.includes(t.name) : !t.onlyNamed))
+    TARGETS.filter((t) => (s.targets ? s.targets.includes(t.name) : !t.onlyNamed) && (!t.optIn || args.targets?.includes(t.name)))
       .map((t) => t.name)
       .filter((n) => args.targets === undefined || args.targets.includes(n) || (s.targets && n === 'ballast-accesslog' && args.targets.includes('ballast')));
   const needed = [...new Set(selected.flatMap(targetsFor))];
