@@ -46,7 +46,7 @@ async function expectBaseline(b: TestBallast, agent: Agent, heapBefore: number):
   expect(breaker.pending).toBe(0);
   expect(breaker.retries).toBe(0);
   const listener = b.ballast.httpListeners[0]!;
-  expect(listener.forwarder.inflight).toBe(0);
+  expect(listener.forwarder.exchanges).toBe(0);
   const connections = () => new Promise<number>((resolve) => listener.server.getConnections((_e, count) => resolve(count)));
   const until = Date.now() + 5000;
   while ((await connections()) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));

@@ -28,7 +28,7 @@ export class HttpForwarder implements ExchangeSite {
   /** Replaced whole on reload; an exchange keeps the route it started with. */
   deps: ForwarderDeps;
   /** Exchanges in flight, for graceful shutdown. */
-  inflight = 0;
+  exchanges = 0;
   /** Shutdown reached its drain deadline and is closing the connections of the exchanges still in flight. */
   cutting = false;
   #idleWaiters: (() => void)[] = [];
@@ -104,19 +104,19 @@ export class HttpForwarder implements ExchangeSite {
   }
 
   started(): void {
-    this.inflight++;
+    this.exchanges++;
   }
 
   finished(): void {
-    this.inflight--;
-    if (this.inflight === 0 && this.#idleWaiters.length > 0) {
+    this.exchanges--;
+    if (this.exchanges === 0 && this.#idleWaiters.length > 0) {
       for (const w of this.#idleWaiters.splice(0)) w();
     }
   }
 
   /** Resolves when no exchange is in flight. */
   idle(): Promise<void> {
-    if (this.inflight === 0) return Promise.resolve();
+    if (this.exchanges === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 }

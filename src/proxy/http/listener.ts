@@ -103,13 +103,13 @@ export class HttpListener {
     });
     await Promise.race([this.forwarder.idle(), deadline]);
     clearTimeout(timer);
-    this.forwarder.cutting = this.forwarder.inflight > 0;
+    this.forwarder.cutting = this.forwarder.exchanges > 0;
     this.server.closeAllConnections();
     for (const socket of this.#connections) socket.destroy();
     await closed;
     // The exchanges just cut end once undici has aborted their upstream requests, a tick or two later; wait (briefly)
     // so their access lines are written before the log is flushed for the last time.
-    if (this.forwarder.inflight > 0) {
+    if (this.forwarder.exchanges > 0) {
       await Promise.race([this.forwarder.idle(), new Promise((resolve) => setTimeout(resolve, CUT_GRACE_MS).unref())]);
     }
   }
