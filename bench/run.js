@@ -845,7 +845,7 @@ async function benchmark() {
   const withTcp = args.only === undefined || args.only.includes(TCP_SCENARIO);
   if (selected.length === 0 && !withTcp) throw new Error(`--only matched no scenario; known: ${[...SCENARIOS.map((s) => s.name), TCP_SCENARIO].join(', ')}`);
   const targetsFor = (s) =>
-    TARGETS.filter((t) => (s.targets ? s.targets.includes(t.name) : !t.onlyNamed) && (!t.optIn || args.targets?.includes(t.name)))
+    TARGETS.filter((t) => (s.targets ? s.targets.includes(t.name) || (t.optIn && s.targets.includes('ballast')) : !t.onlyNamed) && (!t.optIn || args.targets?.includes(t.name)))
       .map((t) => t.name)
       .filter((n) => args.targets === undefined || args.targets.includes(n) || (s.targets && n === 'ballast-accesslog' && args.targets.includes('ballast')));
   const needed = [...new Set(selected.flatMap(targetsFor))];

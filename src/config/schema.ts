@@ -238,6 +238,25 @@ const upstream = z.strictObject({
   }
 });
 
+const RATE_KEY_EXPECTED = 'expected client-ip or header:NAME';
+
+/** A token bucket per key (NGINX `limit_req` with `nodelay`): `burst` at once, then `rate` per `per`. */
+const rateLimit = z.strictObject({
+  rate: fromText(z.number().positive()),
+  per: positiveDuration.default(1000),
+  /** Requests a key may send at once (the bucket's size); default: `rate`, one period's worth. */
+  burst: fromText(z.number().int().min(1)).optional(),
+  key: z.string({ error: RATE_KEY_EXPECTED }).regex(/^(?:client-ip|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, RATE_KEY_EXPECTED).default('client-ip'),
+});
+
+/** What a route may tighten or loosen of its listener's `client` limits. */
+const routeClient = z.strictObject({
+  /** 0: no limit. */
+  max_body_size: size.optional(),
+  /** `off` lifts the listener's limit for this route. */
+  rate_limit: z.union([rateLimit, z.literal('off')], { error: 'expected { rate, per, burst, key } or off' }).optional(),
+});
+
 const route = z.strictObject({
   match: z.strictObject({
     host: z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name such as api.example.com or *.example.com').optional(),
@@ -246,6 +265,8 @@ const route = z.strictObject({
   upstream: name,
   /** Per-route override of the upstream's retry policy. */
   retry: retry.optional(),
+  /** Per-route override of the listener's body size and rate limits. */
+  client: routeClient.optional(),
 });
 
 const httpListener = z.strictObject({
@@ -265,6 +286,14 @@ const httpListener = z.strictObject({
     keep_alive_timeout: duration.default(5000),
     max_header_size: size.default(16 * 1024),
     max_connections: fromText(z.number().int().min(1)).optional(),
+    /**
+     * Longest wait between two reads of a request body (NGINX `client_body_timeout`): a client slower than that gets
+     * 408. 0: no limit (request_timeout still bounds the whole request).
+     */
+    body_timeout: duration.default(60_000),
+    /** Larger request bodies get 413; 0 (the default): no limit. */
+    max_body_size: size.default(0),
+    rate_limit: rateLimit.optional(),
   }).superRefine((c, ctx) => {
     // node:http's createServer throws on this: refused here rather than at start-up, where it would fail to listen.
     if (c.request_timeout > 0 && c.headers_timeout > c.request_timeout) {
@@ -347,6 +376,7 @@ export function isLoopback(host: string): boolean {
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listeners'][number];
 export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
+export type RateLimitConfig = z.output<typeof rateLimit>;
 export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
 export type UpstreamConfig = Config['upstreams'][number];
 export type ServerConfig = UpstreamConfig['servers'][number];

@@ -27,6 +27,8 @@ export type AttemptEnd =
 /** What an attempt needs of its exchange. */
 export interface AttemptOwner {
   readonly down: Downstream;
+  /** The client is still sending the request body: the per-try timeout waits for its end (bodySent). */
+  readonly uploading: boolean;
   /** Whether a response with this status must be held for the retry policy. */
   holds(status: number): boolean;
   /** Writes the response head downstream; false when it cannot be relayed (the attempt then fails with `err`). */
@@ -62,6 +64,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** The response head went downstream. */
   #relaying = false;
   #timer: NodeJS.Timeout | undefined;
+  /** The per-try timer came due while the request body was still streaming. */
+  #waitsForBody = false;
   /** How the attempt ended, once (a held response ends twice: held, then relayed). */
   ended: Promise<AttemptEnd>;
 
@@ -85,10 +89,23 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** The per-try (or request) timer fired before response headers: abort as a headers timeout. */
   timedOut(): void {
     this.#timer = undefined;
+    if (this.reachedUpstream && this.#owner.uploading) {
+      // The origin is still being sent the request: its time to answer starts once the body is all there.
+      this.#waitsForBody = true;
+      return;
+    }
     this.timedOutLocally = true;
     const err = Object.assign(new Error('upstream did not answer within the per-try timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' });
     if (this.#abort !== undefined) this.#abort(err);
     else this.#giveUpQueued(err);
+  }
+
+  /** The request body is complete: a per-try timeout that came due while it streamed starts again, `ms` from now. */
+  bodySent(ms: number): void {
+    if (!this.#waitsForBody) return;
+    this.#waitsForBody = false;
+    this.#timer = setTimeout(onTimeout, ms, this);
+    this.#timer.unref();
   }
 
   /** The client left: abort, and end as failed (the exchange knows the client is gone). */

@@ -37,8 +37,14 @@ export interface Downstream {
   reset(): void;
   /** A response made by the proxy, when no response has started; otherwise the same as `reset`. */
   fail(failure: Failure, requestId: string | undefined, detail?: string, extra?: Record<string, string>): void;
-  /** Calls `listener` once if the client goes away before the response is complete. */
+  /** node:http gave up waiting for the rest of the request (`client.request_timeout`) and answered 408 itself. */
+  readonly timedOut: boolean;
+  /** Calls `onSlow` if `ms` pass between two reads of the request body, until the body is complete. */
+  watchBody(ms: number, onSlow: () => void): void;
+  /** Calls `listener` once if the client goes away before the response is complete (at once if it has already). */
   onGone(listener: () => void): void;
+  /** The exchange is over, its access line written: the connection may start its next request. */
+  done(): void;
   /** After a 101: relay both ways until either side closes, or both are idle for `idleMs`. Resolves on close. */
   tunnel(headers: readonly string[], upstream: Duplex, idleMs: number): Promise<void>;
 }

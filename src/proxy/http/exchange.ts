@@ -23,6 +23,7 @@ import { Attempt, type AttemptEnd, type AttemptOwner } from './attempt.js';
 import type { Downstream } from './downstream.js';
 import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
 import type { CompiledRoute, ForwarderDeps } from './forwarder-config.js';
+import { readWhole, SizeLimit } from './request-body.js';
 import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch, retryAfterMillis, upgradeToken } from './headers.js';
 
 /** What an exchange needs of the forwarder it arrived through (forward.ts). */
@@ -63,6 +64,10 @@ export class Exchange implements AttemptOwner {
   /** Ends a wait (for the body, or a backoff) early, when the client leaves. */
   #wake: (() => void) | undefined;
   #gone = false;
+  /** Why the client is to blame for the end of the exchange (too slow, too large): answered so, never retried. */
+  #clientFault: { failure: Failure; detail: string } | undefined;
+  /** The client is still sending the request body. */
+  #uploading = false;
   /** The one free retry for a keep-alive race has been used. */
   #raceRetried = false;
   /** The request metric is recorded once: at the end, or when a tunnel opens (its lifetime is not a request duration). */
@@ -73,6 +78,11 @@ export class Exchange implements AttemptOwner {
     this.#forwarder = forwarder;
     this.#route = route;
     this.down = down;
+  }
+
+  /** Runs the exchange; it never rejects, but a bug must not become an unhandled rejection either. */
+  start(): void {
+    this.run().catch((err: unknown) => this.#forwarder.deps.log.error({ err }, 'exchange failed'));
   }
 
   async run(): Promise<void> {
@@ -107,36 +117,66 @@ export class Exchange implements AttemptOwner {
   }
 
   /**
-   * Reads a body known to fit in `buffer_body`, so a retry can send it again; any other body is streamed from the
-   * client by the first attempt. False when the exchange is over already (the client left, or lied about the length).
+   * The body: refused when it declares more than `max_body_size`, read whole when it must be replayable (it fits in
+   * `buffer_body`), else streamed from the client by the first attempt. False when the exchange is over already.
+   * A client is given `body_timeout` between two reads of it; the upstream timeouts wait until it is all here
+   * (Envoy does the same): a client too slow to send its request is its own fault, never the origin's.
    */
   async #readBody(): Promise<boolean> {
-    const body = this.down.body;
+    const down = this.down;
+    const body = down.body;
     if (body === null) return true;
-    const cl = this.down.headers['content-length'];
+    const cl = down.headers['content-length'];
     const length = cl === undefined ? undefined : Number(cl);
-    if (!this.#route.policy.shouldBuffer(this.down.method, length, this.down.headers['idempotency-key'] !== undefined)) {
-      this.#body = body;
+    const { maxBodySize, bodyTimeoutMs } = this.#route.client;
+    if (maxBodySize > 0 && length !== undefined && length > maxBodySize) {
+      this.#fail(FAILURES.bodyTooLarge, `Content-Length ${length} over max_body_size ${maxBodySize}`);
+      return false;
+    }
+    this.#uploading = true;
+    body.once('end', this.#onBodyEnd);
+    if (bodyTimeoutMs > 0) down.watchBody(bodyTimeoutMs, this.#onSlowBody);
+    if (!this.#route.policy.shouldBuffer(down.method, length, down.headers['idempotency-key'] !== undefined)) {
+      // A declared length is enforced by the parser; a chunked body is counted on its way.
+      this.#body = maxBodySize > 0 && length === undefined ? new SizeLimit(body, maxBodySize, this.#onBodyTooLarge) : body;
       return true;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const complete = await new Promise<boolean>((resolve) => {
-      this.#wake = () => resolve(false);
-      body.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        chunks.push(chunk);
-      });
-      body.once('end', () => resolve(true));
-    });
+    const whole = await readWhole(body, (stop) => (this.#wake = stop));
     this.#wake = undefined;
-    if (!complete || this.#gone) return false;
-    this.#body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-    if (size !== length) {
+    if (whole === undefined || this.#gone) return false;
+    this.#body = whole;
+    if (whole.length !== length) {
       this.#fail(FAILURES.badRequest, 'body length differs from Content-Length');
       return false;
     }
     return true;
+  }
+
+  readonly #onBodyEnd = (): void => {
+    this.#uploading = false;
+    // The request is complete: the upstream deadline starts now for a body that was streamed while an attempt waited.
+    if (this.#deadline !== 0) this.#deadline = performance.now() + this.#route.upstream.config.timeouts.request;
+    this.#current?.bodySent(this.#tryTimeout());
+  };
+
+  readonly #onSlowBody = (): void => {
+    if (this.#uploading) this.#blameClient(FAILURES.clientTimeout, 'client too slow to send its request body');
+  };
+
+  readonly #onBodyTooLarge = (): void => {
+    this.#blameClient(FAILURES.bodyTooLarge, `body over max_body_size ${this.#route.client.maxBodySize}`);
+  };
+
+  /** Whether the client is still sending the request body. */
+  get uploading(): boolean {
+    return this.#uploading;
+  }
+
+  /** How long an attempt may wait for its response head from now: the per-try timeout within the deadline. */
+  #tryTimeout(): number {
+    const remaining = Math.max(1, this.#deadline - performance.now());
+    const perTry = this.#route.policy.perTryTimeoutMs;
+    return perTry === undefined ? remaining : Math.min(perTry, remaining);
   }
 
   /** The loop: lease a server, send the request, and let the retry policy decide what a failure leads to. */
@@ -178,9 +218,7 @@ export class Exchange implements AttemptOwner {
     this.#tried.push(lease.host);
     this.#records.push({ server: lease.host.address, outcome: 'pending' });
     if (this.#deadline === 0) this.#deadline = performance.now() + upstream.config.timeouts.request;
-    const remaining = Math.max(1, this.#deadline - performance.now());
-    const perTry = this.#route.policy.perTryTimeoutMs;
-    const headersTimeout = perTry === undefined ? remaining : Math.min(perTry, remaining);
+    const headersTimeout = this.#tryTimeout();
     const attempt = new Attempt(this, lease, headersTimeout);
     this.#current = attempt;
     const down = this.down;
@@ -349,10 +387,25 @@ export class Exchange implements AttemptOwner {
     this.#wake?.();
   };
 
-  /** When the loop ended because the client connection closed first: the client left (499), or shutdown cut it (503). */
+  /** End the exchange as the client's fault: the upstream request is aborted, reported as nobody's failure. */
+  #blameClient(failure: Failure, detail: string): void {
+    if (this.#finished || this.#gone) return;
+    this.#clientFault = { failure, detail };
+    this.#onGone();
+  }
+
+  /**
+   * When the loop ended because of the client: it was too slow or sent too much (answered, or reset if the response
+   * had begun), node:http timed its request out (408), it left (499), or shutdown cut it at the drain deadline (503).
+   */
   #finishGone(): void {
     if (this.#finished) return;
-    if (this.#forwarder.cutting) this.#finish(503, 'cut at the drain deadline');
+    const fault = this.#clientFault;
+    if (fault !== undefined) {
+      this.down.fail(fault.failure, this.#requestId, fault.detail);
+      this.#finish(fault.failure.status, fault.detail);
+    } else if (this.#forwarder.cutting) this.#finish(503, 'cut at the drain deadline');
+    else if (this.down.timedOut) this.#finish(FAILURES.clientTimeout.status, 'client.request_timeout');
     else this.#finish(FAILURES.clientGone.status);
   }
 
@@ -388,6 +441,9 @@ export class Exchange implements AttemptOwner {
         detail,
       });
     }
+    // The connection's next pipelined request starts (and is counted) before this one stops counting, so a drain
+    // waiting for the last exchange does not mistake the gap between them for the end.
+    this.down.done();
     this.#forwarder.finished();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Every way a proxied request can fail, mapped to a response in one table, by source (Pingora `fail_to_proxy`):
  * upstream misbehaved → 502, nothing available or a circuit open → 503, upstream too slow → 504,
- * the client went away → no response at all (logged as 499, as NGINX does).
+ * the client went away → no response at all (logged as 499, as NGINX does); the client's own fault (too slow to send
+ * its request, a body over the limit, over its rate) → 408, 413, 429, never counted against a server.
  */
 import { CONNECT_FAILURE, RESET, TIMEOUT, type Outcome } from '../../upstream/outcome.js';
 
@@ -12,6 +13,8 @@ export interface Failure {
   readonly message: string;
   /** Seconds for `Retry-After` (RFC 9110 §10.2.3) on 503s. */
   readonly retryAfter?: number;
+  /** Close the connection after this answer: the rest of the request was not read, and will not be. */
+  readonly close?: boolean;
 }
 
 export const FAILURES = {
@@ -26,6 +29,9 @@ export const FAILURES = {
   noServer: { code: 'no_healthy_upstream', status: 503, message: 'No upstream server is available', retryAfter: 1 },
   overflow: { code: 'upstream_overflow', status: 503, message: 'Upstream circuit breaker is open', retryAfter: 1 },
   clientGone: { code: 'client_closed_request', status: 499, message: 'Client closed the request' },
+  clientTimeout: { code: 'client_timeout', status: 408, message: 'Request Timeout', close: true },
+  bodyTooLarge: { code: 'body_too_large', status: 413, message: 'Request body is larger than allowed', close: true },
+  rateLimited: { code: 'rate_limited', status: 429, message: 'Too Many Requests' },
   internal: { code: 'internal_error', status: 500, message: 'Internal proxy error' },
 } as const satisfies Record<string, Failure>;
 

@@ -11,6 +11,7 @@ import { FAILURES, type Failure } from './failures.js';
 import type { CompiledRoute, ForwarderDeps } from './forwarder-config.js';
 import { framingProblem } from './framing.js';
 import { Http1Downstream } from './http1-downstream.js';
+import { admit } from './pipeline.js';
 import { sendFailure, writeFailure } from './respond.js';
 import { UpgradeDownstream } from './upgrade-downstream.js';
 
@@ -48,7 +49,7 @@ export class HttpForwarder implements ExchangeSite {
       sendFailure(res, route.failure, undefined, malformed, malformed ? route.detail : undefined);
       return;
     }
-    this.#run(new Exchange(this, route, new Http1Downstream(req, res)));
+    admit(req.socket, new Exchange(this, route, new Http1Downstream(req, res)));
   };
 
   /** The `upgrade` listener of the node:http server (RFC 9110 §7.8). */
@@ -60,12 +61,8 @@ export class HttpForwarder implements ExchangeSite {
       writeFailure(socket, route.failure, route.failure === FAILURES.badRequest ? route.detail : undefined);
       return;
     }
-    this.#run(new Exchange(this, route, new UpgradeDownstream(req, socket, head, websocket)));
+    new Exchange(this, route, new UpgradeDownstream(req, socket, head, websocket)).start();
   };
-
-  #run(exchange: Exchange): void {
-    exchange.run().catch((err: unknown) => this.deps.log.error({ err }, 'exchange failed'));
-  }
 
   /** The route of a request, or why it is answered here without an upstream (malformed, or no route): counted and logged. */
   #admit(req: IncomingMessage, upgrade: boolean, websocket: boolean): CompiledRoute | Refusal {

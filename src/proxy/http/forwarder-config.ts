@@ -32,6 +32,8 @@ export interface CompiledRoute {
   readonly metrics: RouteMetrics;
   readonly hashKey: HashKeyReader | undefined;
   readonly sticky: StickySessions | undefined;
+  /** The client limits in force on this route: the listener's, or the route's own. */
+  readonly client: { readonly maxBodySize: number; readonly bodyTimeoutMs: number };
 }
 
 export interface ForwarderDeps {
@@ -61,6 +63,7 @@ export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerD
       metrics: deps.metrics.forRoute(config.name, upstream.name),
       hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
       sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
+      client: { maxBodySize: route.client?.max_body_size ?? config.client.max_body_size, bodyTimeoutMs: config.client.body_timeout },
     });
   }
   return {

@@ -2,22 +2,30 @@
  * The Downstream of a request node:http parsed: its IncomingMessage and ServerResponse.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
 import type { Downstream } from './downstream.js';
 import type { Failure } from './failures.js';
 import { hasRequestBody } from './framing.js';
+import { finished } from './pipeline.js';
 import { reasonFor, sendFailure } from './respond.js';
+
+/** Responses node:http answered 408 for (`client.request_timeout`): marked by the listener's clientError handler. */
+export const timedOut = new WeakSet<ServerResponse>();
 
 export class Http1Downstream implements Downstream {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly clientIp: string;
   bytesSent = 0;
+  /** The connection, kept: node:http detaches it from the request once the response is done. */
+  readonly #socket: Socket;
 
   constructor(req: IncomingMessage, res: ServerResponse) {
     this.req = req;
     this.res = res;
+    this.#socket = req.socket;
     this.clientIp = clientAddress(req.socket.remoteAddress);
     // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client. Node chunks for one that sent `TE: chunked`; the
     // body is then delimited by the close instead.
@@ -79,15 +87,40 @@ export class Http1Downstream implements Downstream {
   }
 
   fail(failure: Failure, requestId: string | undefined, detail?: string, extra?: Record<string, string>): void {
+    if (this.res.headersSent) {
+      this.reset();
+      return;
+    }
     sendFailure(this.res, failure, requestId, false, detail, extra);
   }
 
   onGone(listener: () => void): void {
     const res = this.res;
+    // A pipelined request that waited its turn (pipeline.ts) may find its connection gone already.
+    if (res.destroyed) {
+      listener();
+      return;
+    }
     // `on`, not `once`: the response lives for one request, and `once` allocates a wrapper each time.
     res.on('close', () => {
       if (!res.writableFinished) listener();
     });
+  }
+
+  get timedOut(): boolean {
+    return timedOut.has(this.res);
+  }
+
+  watchBody(ms: number, onSlow: () => void): void {
+    const req = this.req;
+    // The socket's idle timer: any byte read resets it. node:http emits its 'timeout' on the request while the
+    // request is incomplete; the timer must be off again before node:http's keep-alive reuses it.
+    req.setTimeout(ms, onSlow);
+    req.once('end', () => this.#socket.setTimeout(0));
+  }
+
+  done(): void {
+    finished(this.#socket);
   }
 
   tunnel(): Promise<void> {

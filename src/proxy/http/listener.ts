@@ -2,13 +2,14 @@
  * One HTTP listener: a node:http server with limits against slow and abusive clients, the forwarder for requests,
  * the tunnel for upgrades, and a clean answer (400/408/431 then close) for what the parser refuses.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { compileForwarder, type HttpListenerDeps } from './forwarder-config.js';
 import { HttpForwarder } from './forward.js';
+import { timedOut } from './http1-downstream.js';
 import { listen } from '../../util/listen.js';
 
 
@@ -135,7 +136,11 @@ function onClientError(err: Error & { code?: string; bytesParsed?: number; rawPa
   }
   let status = '400 Bad Request';
   if (err.code === 'HPE_HEADER_OVERFLOW') status = overflowInRequestLine(err) ? '414 URI Too Long' : '431 Request Header Fields Too Large';
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = '408 Request Timeout';
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = '408 Request Timeout';
+    // The exchange of that request sees its client go, and logs it as this 408, not as a client that left.
+    if (pending != null) timedOut.add(pending as ServerResponse);
+  }
   const response = `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
   // A pending request is cancelled as soon as the answer is flushed (the socket's close aborts its upstream attempt),
   // rather than waiting for the client to close its side.

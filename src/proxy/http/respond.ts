@@ -47,7 +47,7 @@ export function sendFailure(
   };
   if (requestId !== undefined) headers['x-request-id'] = requestId;
   if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
-  if (close) headers.connection = 'close';
+  if (close || failure.close === true) headers.connection = 'close';
   if (extra !== undefined) Object.assign(headers, extra);
   res.writeHead(failure.status, headers);
   res.end(body);

@@ -12,6 +12,8 @@ export interface Route {
   readonly index: number;
   readonly host: string | undefined;
   readonly pathPrefix: string | undefined;
+  /** The route's own client limits, overriding the listener's. */
+  readonly client: HttpListenerConfig['routes'][number]['client'];
 }
 
 export class Router {
@@ -27,6 +29,7 @@ export class Router {
         index,
         host: r.match?.host?.toLowerCase(),
         pathPrefix: r.match?.path_prefix,
+        client: r.client,
       };
     });
   }

@@ -113,10 +113,25 @@ export class UpgradeDownstream implements Downstream {
   }
 
   onGone(listener: () => void): void {
+    if (this.#socket.destroyed) {
+      listener();
+      return;
+    }
     this.#socket.once('close', () => {
       if (!this.#socket.writableFinished) listener();
     });
   }
+
+  /** node:http's request timeout does not apply to a connection it handed over. */
+  get timedOut(): boolean {
+    return false;
+  }
+
+  /** An upgrade request has no body (framing.ts refuses one that says it has). */
+  watchBody(): void {}
+
+  /** node:http handed the connection over: nothing follows on it that Ballast would parse. */
+  done(): void {}
 
   tunnel(headers: readonly string[], upstream: Duplex, idleMs: number): Promise<void> {
     const client = this.#socket;
