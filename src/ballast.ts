@@ -85,6 +85,7 @@ export class Ballast {
       upstreams: () => this.upstreams.values(),
       ready: () => this.#ready && this.#stopping === undefined,
       token: config.admin.token,
+      allowedHosts: () => this.config.admin.allowed_hosts,
       actions: serverActions(() => this.upstreams.values(), this.log, (event) => this.#feed.publish(event)),
     });
   }

@@ -1,7 +1,9 @@
 /**
  * The admin listener (loopback by default): `/status`, `/metrics`, `/healthz`, `/ready`.
  * Mutating endpoints require the configured bearer token; without a token they are refused outright unless the
- * listener is on loopback. What /metrics and /status answer can be replaced (`metricsText`, `status`): the cluster
+ * listener is on loopback. Before either, `refusal` (request-guard.ts) turns away what a web page could send: a
+ * mutation from another origin, and any request but /healthz and /ready under a Host name that could be rebound.
+ * What /metrics and /status answer can be replaced (`metricsText`, `status`): the cluster
  * primary answers with the sum over its workers.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -9,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
+import { refusal } from './request-guard.js';
 import { statusDocument, type StatusDocument } from './status.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { listen } from '../util/listen.js';
@@ -19,6 +22,11 @@ export interface AdminDeps {
   readonly upstreams: () => Iterable<Upstream>;
   readonly ready: () => boolean;
   readonly token: string | undefined;
+  /**
+   * Host names answered besides IP literals and localhost (`admin.allowed_hosts`, lower-case); read per request, so
+   * a reload changes them at once. Default: none.
+   */
+  readonly allowedHosts?: () => readonly string[];
   /** Handlers for POST routes, by path; each returns (or resolves with) a JSON-able result or throws an AdminError. */
   readonly actions?: ReadonlyMap<string, (params: URLSearchParams) => unknown>;
   /** The Prometheus text /metrics answers; default: `metrics.registry`. */
@@ -71,6 +79,15 @@ export class AdminServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const deps = this.#deps;
+    const refused = refusal(req, url.pathname, deps.allowedHosts?.() ?? []);
+    if (refused !== undefined) {
+      // The headers that decided, never all of them: Authorization carries the token.
+      deps.log.warn({
+        method: req.method, path: url.pathname, host: req.headers.host, origin: req.headers.origin,
+        sec_fetch_site: req.headers['sec-fetch-site'], client: req.socket.remoteAddress, reason: refused,
+      }, 'admin: request refused');
+      return send(res, 403, { error: refused });
+    }
     if (req.method === 'GET' || req.method === 'HEAD') {
       switch (url.pathname) {
         case '/healthz':

@@ -71,6 +71,7 @@ export function clusterAdmin(deps: ClusterAdminDeps): AdminServer {
     upstreams,
     ready: deps.ready,
     token: ballast.config.admin.token,
+    allowedHosts: () => ballast.config.admin.allowed_hosts,
     actions: new Map([...actions].map(([path, run]) => [path, (params: URLSearchParams) => withInflight(run(params))])),
     metricsText,
     status: async () => statusDocument(upstreams(), await inflight()),

@@ -326,12 +326,21 @@ const listener = z.preprocess(
   }),
 );
 
+const ADMIN_HOST_EXPECTED = 'expected a host name such as ballast.internal (no scheme, port, path or wildcard)';
 const WORKERS_EXPECTED = 'expected a number of processes from 1 to 64, or auto';
 
 export const configSchema = z.strictObject({
   admin: z.strictObject({
     listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
     token: z.string().min(16, 'an admin token needs at least 16 characters').optional(),
+    // Host names the admin answers to besides IP literals and localhost: the DNS-rebinding defence in
+    // src/admin/request-guard.ts. Exact names, kept lower-case; the port of a Host header is not compared.
+    allowed_hosts: z.array(
+      z.string({ error: ADMIN_HOST_EXPECTED })
+        .regex(/^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, ADMIN_HOST_EXPECTED)
+        .transform((host) => host.toLowerCase()),
+      { error: 'expected a list of host names, e.g. [ballast.internal]' },
+    ).default([]),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
