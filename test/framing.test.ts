@@ -101,7 +101,8 @@ const REFUSED: Case[] = [
 
   // Request targets (RFC 9112 §3.2)
   { name: 'absolute-form naming another authority', send: `GET http://evil.example/a HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
-  { name: 'asterisk-form OPTIONS *', send: `OPTIONS * HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
+  { name: 'asterisk-form GET *', send: `GET * HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
+  { name: 'an empty Host on HTTP/1.1', send: `GET / HTTP/1.1\r\nHost:\r\n\r\n`, status: [400] },
   { name: 'a fragment in the target (/public#/../admin)', send: `GET /public#/../admin HTTP/1.1\r\n${HOST}\r\n`, status: [400] },
   { name: 'a raw byte above 0x7f in the target', send: [Buffer.concat([Buffer.from('GET /caf'), Buffer.from([0xe9]), Buffer.from(` HTTP/1.1\r\n${HOST}\r\n`)])], status: [400] },
   { name: 'authority-form CONNECT (405: Ballast is not a forward proxy)', send: `CONNECT t.example:443 HTTP/1.1\r\nHost: t.example:443\r\n\r\n`, status: [405] },

@@ -222,7 +222,8 @@ describe('framingProblem', () => {
     ['a plain GET', {}],
     ['a Host with a port', { raw: ['Host', 'a.example:8080'] }],
     ['an IPv6 literal Host', { raw: ['Host', '[2001:db8::1]:8443'] }],
-    ['an empty Host (RFC 9112 §3.2)', { raw: ['Host', ''] }],
+    ['an empty Host on HTTP/1.0', { raw: ['Host', ''], version: '1.0' }],
+    ['OPTIONS * (answered by Ballast itself)', { url: '*', method: 'OPTIONS' }],
     ['HTTP/1.0 without Host', { raw: [], version: '1.0' }],
     ['one Transfer-Encoding: chunked', { raw: ['Host', 'a', 'Transfer-Encoding', 'chunked'], method: 'POST' }],
     ['chunked in upper case', { raw: ['Host', 'a', 'transfer-encoding', 'Chunked'], method: 'POST' }],
@@ -257,7 +258,9 @@ describe('framingProblem', () => {
     ['an upgrade with a chunked body', { raw: ['Host', 'a', 'Transfer-Encoding', 'chunked'] }, 'Upgrade request with a body', true],
     ['an absolute-form target', { url: 'http://evil.example/' }, 'request target not in origin-form'],
     ['an authority-form target', { url: 'a.example:443', method: 'CONNECT' }, 'request target not in origin-form'],
-    ['OPTIONS *', { url: '*', method: 'OPTIONS' }, 'asterisk-form request target is not proxied'],
+    ['an empty Host on HTTP/1.1 (RFC 9110 §4.2.1: an http URI has no empty host)', { raw: ['Host', ''] }, 'empty Host header'],
+    ['GET * (the asterisk-form is for OPTIONS only)', { url: '*', method: 'GET' }, 'asterisk-form request target other than OPTIONS'],
+    ['OPTIONS * as an upgrade', { url: '*', method: 'OPTIONS', raw: ['Host', 'a', 'Upgrade', 'websocket'] }, 'asterisk-form request target other than OPTIONS', true],
     ['1000 header fields (Node may have dropped more)', { raw: ['Host', 'a', ...Array.from({ length: 999 }, (_, i) => [`x-${i}`, '1']).flat()] }, 'too many header fields'],
   ];
   it.each(refused)('refuses %s', (_name, fake, reason, upgrade = false) => {

@@ -26,6 +26,7 @@ export class Metrics {
   readonly #routes = new Map<string, { classes: HotCell[]; duration: HotHistogram }>();
   readonly #requestCells: LabelledCell<'listener' | 'upstream' | 'code_class'>[] = [];
   readonly #attemptCells = new Map<string, LabelledCell<'upstream' | 'server' | 'outcome'>>();
+  readonly #rateLimitedCells = new Map<string, LabelledCell<'listener' | 'route'>>();
   readonly attempts: Counter<'upstream' | 'server' | 'outcome'>;
   readonly retries: Counter<'upstream' | 'reason'>;
   readonly retriesSkipped: Counter<'upstream' | 'reason'>;
@@ -58,6 +59,15 @@ export class Metrics {
       registers,
       collect() {
         flushCells(this, self.#attemptCells.values());
+      },
+    });
+    new Counter({
+      name: 'ballast_rate_limited_total',
+      help: 'Requests refused with 429 by client.rate_limit, by listener and route (its position in the listener\'s routes).',
+      labelNames: ['listener', 'route'],
+      registers,
+      collect() {
+        flushCells(this, self.#rateLimitedCells.values());
       },
     });
     this.retries = new Counter({ name: 'ballast_retries_total', help: 'Retries made, by the reason the previous attempt failed.', labelNames: ['upstream', 'reason'], registers });
@@ -142,6 +152,14 @@ export class Metrics {
       entry = { labels: { upstream, server, outcome }, cell: { pending: 0 } };
       this.#attemptCells.set(key, entry);
     }
+    return entry.cell;
+  }
+
+  /** The cell counting one route's rate-limit refusals; the same across reloads. */
+  rateLimitedCell(listener: string, route: string): HotCell {
+    const key = `${listener}\u0000${route}`;
+    let entry = this.#rateLimitedCells.get(key);
+    if (entry === undefined) this.#rateLimitedCells.set(key, (entry = { labels: { listener, route }, cell: { pending: 0 } }));
     return entry.cell;
   }
 

@@ -21,19 +21,22 @@ export interface LeaseSink {
 
 export class Lease {
   readonly host: Host;
-  /** Not the request's first attempt: counted in the breaker's `retries` (the retry budget) while it lasts. */
+  /** Not the request's first attempt: counted in the breaker's `retries` (the retry budget) until it reports. */
   readonly isRetry: boolean;
   readonly #sink: LeaseSink;
   /** Counted in the breaker's `pending` until a connection picks the attempt up (HTTP only). */
   #pending: boolean;
   #reported = false;
   #released = false;
+  /** Still counted in the breaker's `retries`: a retry is in flight until it has its answer. */
+  #countedRetry: boolean;
 
   constructor(sink: LeaseSink, host: Host, isRetry: boolean, pending: boolean) {
     this.#sink = sink;
     this.host = host;
     this.isRetry = isRetry;
     this.#pending = pending;
+    this.#countedRetry = isRetry;
     host.inflight++;
     if (isRetry) sink.breaker.retries++;
     if (pending) sink.breaker.pending++;
@@ -54,6 +57,11 @@ export class Lease {
   report(outcome: Outcome | undefined): void {
     if (this.#reported) return;
     this.#reported = true;
+    // The retry has its answer: a tunnel or a TCP connection that lasts hours must not hold the retry budget.
+    if (this.#countedRetry) {
+      this.#countedRetry = false;
+      this.#sink.breaker.retries--;
+    }
     const host = this.host;
     if (outcome !== undefined) {
       if (outcome.kind === 'response' || outcome.kind === 'connected') host.latency.observe(outcome.latencyMs);
@@ -69,7 +77,6 @@ export class Lease {
     this.#released = true;
     this.report(outcome);
     this.connected();
-    if (this.isRetry) this.#sink.breaker.retries--;
     this.host.inflight--;
   }
 }

@@ -29,3 +29,14 @@ export const REAL_TIMERS: Timers = {
 
 /** The process's monotonic clock. */
 export const monotonic: Clock = () => performance.now();
+
+/** Waits `ms`, or less when the function given to `cancel` is called first (it is, at once, with the waker). */
+export function delay(ms: number, cancel: (wake: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    cancel(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -55,6 +55,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** The status of the response being relayed (0 before one). */
   status = 0;
   #resolve: ((end: AttemptEnd) => void) | undefined;
+  /** How a held attempt ended before the exchange decided to relay it. */
+  #late: AttemptEnd | undefined;
   #resume: (() => void) | undefined;
   #abort: ((err?: Error) => void) | undefined;
   /** This attempt's callbacks are no longer wanted (its end is decided); later ones are ignored. */
@@ -83,7 +85,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #end(end: AttemptEnd): void {
     const resolve = this.#resolve;
     this.#resolve = undefined;
-    resolve?.(end);
+    if (resolve !== undefined) resolve(end);
+    // Held, and undici went on anyway: a HEAD response (or one with no body) completes in the same step as its
+    // head; an error may come while it is paused. Kept for `relay`.
+    else this.#late = end;
   }
 
   /** The per-try (or request) timer fired before response headers: abort as a headers timeout. */
@@ -127,7 +132,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
     // Nothing is held twice: from here the attempt ends complete, cut, or failed (a head that cannot be relayed).
     const ended = new Promise<Exclude<AttemptEnd, { kind: 'held' }>>((resolve) => (this.#resolve = resolve as (end: AttemptEnd) => void));
     this.ended = ended;
-    if (this.#startRelay(held.status, held.rawHeaders, held.statusText)) this.#resume?.();
+    const late = this.#late;
+    this.#late = undefined;
+    // Failed while held: nothing went downstream, and nothing will.
+    if (late !== undefined && late.kind === 'failed') this.#end(late);
+    else if (this.#startRelay(held.status, held.rawHeaders, held.statusText)) {
+      if (late !== undefined) this.#end(late);
+      else this.#resume?.();
+    }
     return ended;
   }
 
@@ -178,6 +190,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.#dropped) return false;
+    // RFC 9110 §15: a status is three digits, 100 to 599; anything else is not a response that can be relayed.
+    if (statusCode < 100 || statusCode > 599) {
+      this.#clearTimer();
+      const err = Object.assign(new Error(`upstream sent status ${statusCode}`), { code: 'HPE_INVALID_STATUS' });
+      this.#dropped = true;
+      this.#abort?.(err);
+      this.#end({ kind: 'failed', err });
+      return false;
+    }
     // 1xx interim responses (RFC 9110 §15.2) are not relayed; Node sends its own 100 Continue.
     if (statusCode < 200) {
       this.#sawInterim = true;

@@ -14,38 +14,22 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Host } from '../../upstream/host.js';
 import type { Lease } from '../../upstream/lease.js';
 import type { Limit } from '../../upstream/circuit-breaker.js';
-import { outcomeLabel, RESET, type Outcome } from '../../upstream/outcome.js';
+import { RESET, type Outcome } from '../../upstream/outcome.js';
 import type { RetryStep } from '../retry-policy.js';
 import { Attempt, type AttemptEnd, type AttemptOwner } from './attempt.js';
 import type { Downstream } from './downstream.js';
 import { classifyUpstreamError, FAILURES, type Failure } from './failures.js';
-import type { CompiledRoute, ForwarderDeps } from './forwarder-config.js';
-import { readWhole, SizeLimit } from './request-body.js';
-import { bodiless, dropContentLength, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch, retryAfterMillis, upgradeToken } from './headers.js';
+import type { CompiledRoute, ExchangeSite } from './forwarder-config.js';
+import { RequestBody } from './request-body.js';
+import { Tries } from './tries.js';
+import { delay } from '../../util/clock.js';
+import { bodiless, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch, retryAfterMillis, upgradeToken } from './headers.js';
+import { relayHead } from './respond.js';
 
-/** What an exchange needs of the forwarder it arrived through (forward.ts). */
-export interface ExchangeSite {
-  /** The config in force when the exchange started. */
-  readonly deps: ForwarderDeps;
-  /** Shutdown is cutting the exchanges still in flight at its drain deadline. */
-  readonly cutting: boolean;
-  started(): void;
-  finished(): void;
-}
-
-interface AttemptRecord {
-  readonly server: string;
-  outcome: string;
-  retryReason?: string;
-}
-
-/** The request body as the attempts send it: none, buffered (replayable), or the client's stream. */
-type Body = Buffer | Downstream['body'];
-
-const INVALID_TRANSFER_CODING = 'upstream sent a transfer coding other than chunked';
+/** Lease options of an HTTP attempt: counted pending until a connection picks it up (`max_pending_requests`). */
+const PENDING = Object.freeze({ pending: true });
 
 export class Exchange implements AttemptOwner {
   readonly down: Downstream;
@@ -57,17 +41,17 @@ export class Exchange implements AttemptOwner {
   #headers: string[] = [];
   #requestId = '';
   #hashKey: string | undefined;
-  #body: Body = null;
-  readonly #tried: Host[] = [];
-  readonly #records: AttemptRecord[] = [];
+  /** Undefined for a request without a body. */
+  #body: RequestBody | undefined;
+  readonly #tries = new Tries();
   #current: Attempt | undefined;
+  /** The lease of the attempt in flight (or of the open tunnel), until it is given back. */
+  #leased: Lease | undefined;
   /** Ends a wait (for the body, or a backoff) early, when the client leaves. */
   #wake: (() => void) | undefined;
   #gone = false;
   /** Why the client is to blame for the end of the exchange (too slow, too large): answered so, never retried. */
   #clientFault: { failure: Failure; detail: string } | undefined;
-  /** The client is still sending the request body. */
-  #uploading = false;
   /** The one free retry for a keep-alive race has been used. */
   #raceRetried = false;
   /** The request metric is recorded once: at the end, or when a tunnel opens (its lifetime is not a request duration). */
@@ -80,13 +64,35 @@ export class Exchange implements AttemptOwner {
     this.down = down;
   }
 
-  /** Runs the exchange; it never rejects, but a bug must not become an unhandled rejection either. */
+  /** Runs the exchange. It never rejects; should a bug make it, the forwarder logs it (one handler, bound once). */
   start(): void {
-    this.run().catch((err: unknown) => this.#forwarder.deps.log.error({ err }, 'exchange failed'));
+    this.run().catch(this.#forwarder.failed);
   }
 
   async run(): Promise<void> {
     this.#forwarder.started();
+    const breaker = this.#route.upstream.breaker;
+    let admitted = false;
+    try {
+      this.#begin();
+      const limit = breaker.admit();
+      if (limit !== undefined) return this.#overflow(limit, false);
+      admitted = true;
+      if (this.down.body === null || (await this.#readBody())) await this.#forward();
+    } catch (err) {
+      // Nothing above should throw; if it does, the request is still answered and logged, its server given back.
+      this.#forwarder.deps.log.error({ requestId: this.#requestId, err }, 'exchange failed');
+      this.#current?.cancel();
+      this.#leased?.release();
+      this.#fail(FAILURES.internal, undefined);
+    } finally {
+      if (admitted) breaker.leave();
+      this.#finishGone();
+    }
+  }
+
+  /** The request head as it goes upstream: forwarding headers, request id, hash key. */
+  #begin(): void {
     const { down } = this;
     down.onGone(this.#onGone);
     const deps = this.#forwarder.deps;
@@ -97,23 +103,6 @@ export class Exchange implements AttemptOwner {
     this.#requestId = forwarded.requestId;
     // The same affinity for WebSocket handshakes as for plain requests: a user's sockets land where their requests do.
     if (this.#route.hashKey !== undefined) this.#hashKey = this.#route.hashKey({ headers: down.headers, url: down.url, clientIp });
-
-    const breaker = this.#route.upstream.breaker;
-    const limit = breaker.admit();
-    if (limit !== undefined) {
-      this.#overflow(limit, false);
-      return;
-    }
-    try {
-      if (await this.#readBody()) await this.#forward();
-    } catch (err) {
-      // Nothing above should throw; if it does, the request still gets an answer and its access line.
-      deps.log.error({ requestId: this.#requestId, err }, 'exchange failed');
-      this.#fail(FAILURES.internal, undefined);
-    } finally {
-      breaker.leave();
-      this.#finishGone();
-    }
   }
 
   /**
@@ -124,52 +113,31 @@ export class Exchange implements AttemptOwner {
    */
   async #readBody(): Promise<boolean> {
     const down = this.down;
-    const body = down.body;
-    if (body === null) return true;
-    const cl = down.headers['content-length'];
-    const length = cl === undefined ? undefined : Number(cl);
-    const { maxBodySize, bodyTimeoutMs } = this.#route.client;
-    if (maxBodySize > 0 && length !== undefined && length > maxBodySize) {
-      this.#fail(FAILURES.bodyTooLarge, `Content-Length ${length} over max_body_size ${maxBodySize}`);
+    const limits = this.#route.client;
+    const body = RequestBody.open(down, limits, {
+      complete: () => {
+        // The request is complete: the upstream deadline starts now for a body streamed while an attempt waited.
+        if (this.#deadline !== 0) this.#deadline = performance.now() + this.#route.upstream.config.timeouts.request;
+        this.#current?.bodySent(this.#tryTimeout());
+      },
+      slow: () => this.#blameClient(FAILURES.clientTimeout, 'client too slow to send its request body'),
+      tooLarge: () => this.#blameClient(FAILURES.bodyTooLarge, `body over max_body_size ${limits.maxBodySize}`),
+    });
+    if (typeof body === 'string') {
+      this.#fail(FAILURES.bodyTooLarge, body);
       return false;
     }
-    this.#uploading = true;
-    body.once('end', this.#onBodyEnd);
-    if (bodyTimeoutMs > 0) down.watchBody(bodyTimeoutMs, this.#onSlowBody);
-    if (!this.#route.policy.shouldBuffer(down.method, length, down.headers['idempotency-key'] !== undefined)) {
-      // A declared length is enforced by the parser; a chunked body is counted on its way.
-      this.#body = maxBodySize > 0 && length === undefined ? new SizeLimit(body, maxBodySize, this.#onBodyTooLarge) : body;
-      return true;
-    }
-    const whole = await readWhole(body, (stop) => (this.#wake = stop));
+    this.#body = body;
+    if (!this.#route.policy.shouldBuffer(down.method, body.length, down.headers['idempotency-key'] !== undefined)) return true;
+    const read = await body.readWhole((stop) => (this.#wake = stop));
     this.#wake = undefined;
-    if (whole === undefined || this.#gone) return false;
-    this.#body = whole;
-    if (whole.length !== length) {
-      this.#fail(FAILURES.badRequest, 'body length differs from Content-Length');
-      return false;
-    }
-    return true;
+    if (read === 'short') this.#fail(FAILURES.badRequest, 'body length differs from Content-Length');
+    return read === 'whole' && !this.#gone;
   }
-
-  readonly #onBodyEnd = (): void => {
-    this.#uploading = false;
-    // The request is complete: the upstream deadline starts now for a body that was streamed while an attempt waited.
-    if (this.#deadline !== 0) this.#deadline = performance.now() + this.#route.upstream.config.timeouts.request;
-    this.#current?.bodySent(this.#tryTimeout());
-  };
-
-  readonly #onSlowBody = (): void => {
-    if (this.#uploading) this.#blameClient(FAILURES.clientTimeout, 'client too slow to send its request body');
-  };
-
-  readonly #onBodyTooLarge = (): void => {
-    this.#blameClient(FAILURES.bodyTooLarge, `body over max_body_size ${this.#route.client.maxBodySize}`);
-  };
 
   /** Whether the client is still sending the request body. */
   get uploading(): boolean {
-    return this.#uploading;
+    return this.#body?.uploading ?? false;
   }
 
   /** How long an attempt may wait for its response head from now: the per-try timeout within the deadline. */
@@ -185,8 +153,8 @@ export class Exchange implements AttemptOwner {
     const sticky = this.#route.sticky;
     for (;;) {
       if (this.#gone) return;
-      const preferred = this.#tried.length === 0 ? sticky?.hostFor(this.down.headers, upstream.now()) : undefined;
-      const lease = upstream.lease(this.#hashKey, this.#tried, { preferred, pending: true });
+      const preferred = this.#tries.count === 0 ? sticky?.hostFor(this.down.headers, upstream.now()) : undefined;
+      const lease = upstream.lease(this.#hashKey, this.#tries.hosts, preferred === undefined ? PENDING : { preferred, pending: true });
       if (lease === undefined) return this.#fail(FAILURES.noServer, 'no available server');
       const attempt = this.#dispatch(lease);
       let end = await attempt.ended;
@@ -206,20 +174,23 @@ export class Exchange implements AttemptOwner {
         end = await attempt.relay(end);
         this.#current = undefined;
       }
+      if (end.kind === 'upgraded') return this.#tunnel(attempt, end.rawHeaders, end.socket);
       if (end.kind !== 'failed') return this.#respond(attempt, end);
       const failed = this.#failure(attempt, end.err);
       if (failed === undefined) return;
-      if (failed.step.kind !== 'retry' || !(await this.#backoff(failed.step))) return this.#fail(failed.failure, end.err.message);
+      if (failed.step.kind !== 'retry') return this.#fail(failed.failure, end.err.message);
+      // Not retried after all: the client left (finished as gone), or the budget refused it (answered).
+      if (!(await this.#backoff(failed.step))) return;
     }
   }
 
   #dispatch(lease: Lease): Attempt {
     const upstream = this.#route.upstream;
-    this.#tried.push(lease.host);
-    this.#records.push({ server: lease.host.address, outcome: 'pending' });
+    this.#tries.add(lease.host);
     if (this.#deadline === 0) this.#deadline = performance.now() + upstream.config.timeouts.request;
     const headersTimeout = this.#tryTimeout();
     const attempt = new Attempt(this, lease, headersTimeout);
+    this.#leased = lease;
     this.#current = attempt;
     const down = this.down;
     // forwardRequestHeaders dropped Upgrade and the fields Connection named: a WebSocket handshake asks for the
@@ -230,7 +201,7 @@ export class Exchange implements AttemptOwner {
           path: down.url,
           method: down.method as Dispatcher.HttpMethod,
           headers: this.#headers,
-          body: this.#body,
+          body: this.#body?.payload ?? null,
           headersTimeout,
           bodyTimeout: upstream.config.timeouts.idle,
         };
@@ -240,25 +211,18 @@ export class Exchange implements AttemptOwner {
 
   /** Whether a response with this status is held until the retry policy has judged it. */
   holds(status: number): boolean {
-    return this.#route.policy.retriesStatus(status) && this.#records.length < this.#route.policy.attempts && !this.#gone;
+    return this.#route.policy.retriesStatus(status) && this.#tries.count < this.#route.policy.attempts && !this.#gone;
   }
 
   /** Writes a relayed response head downstream; the error when the response cannot be relayed. */
   respond(attempt: Attempt, status: number, rawHeaders: Buffer[], statusText: string): Error | undefined {
-    const headers = forwardResponseHeaders(rawHeaders);
-    if (headers === undefined) return Object.assign(new Error(INVALID_TRANSFER_CODING), { code: 'HPE_INVALID_TRANSFER_ENCODING' });
-    // RFC 9110 §8.6: no Content-Length in a 204 (Node would pass the origin's on).
-    if (status === 204) dropContentLength(headers);
-    this.#route.sticky?.remember(this.down.headers, attempt.host, headers);
-    this.down.respond(status, statusText, headers);
-    return undefined;
+    return relayHead(this.down, status, rawHeaders, statusText, this.#requestId, this.#route.sticky, attempt.host);
   }
 
-  /** An attempt that got past its head: relayed whole, cut short, or switched to a tunnel. */
-  async #respond(attempt: Attempt, end: Exclude<AttemptEnd, { kind: 'held' | 'failed' }>): Promise<void> {
+  /** An attempt that got past its head: relayed whole, or cut short. */
+  #respond(attempt: Attempt, end: Exclude<AttemptEnd, { kind: 'held' | 'failed' | 'upgraded' }>): void {
     const lease = attempt.lease;
     const status = attempt.status;
-    if (end.kind === 'upgraded') return this.#tunnel(attempt, end.rawHeaders, end.socket);
     if (end.kind === 'cut' && this.#gone) return this.#settle(lease, undefined);
     // A 304 may carry the Content-Length of the body it stands for (RFC 9110 §8.6), and neither it nor a 204 has a
     // body (RFC 9112 §6.3); undici still counts the bytes that never come. The response is complete.
@@ -288,7 +252,7 @@ export class Exchange implements AttemptOwner {
     }
     const outcome: Outcome = { kind: 'response', status: 101, latencyMs: performance.now() - attempt.startedAt };
     lease.report(outcome);
-    this.#note(outcome);
+    this.#tries.note(outcome);
     if (this.#gone) {
       socket.destroy();
       return this.#settle(lease, undefined);
@@ -321,14 +285,12 @@ export class Exchange implements AttemptOwner {
 
   #decide(outcome: Outcome | undefined, attempt: Attempt, retryAfterMs: number | undefined, lostRace = false): RetryStep {
     const down = this.down;
-    const body = this.#body;
     return this.#route.policy.decide(outcome, {
       method: down.method,
       hasIdempotencyKey: down.headers['idempotency-key'] !== undefined,
-      // A stream that no attempt has read from can still be handed to the next one whole.
-      bodyReplayable: body === null || Buffer.isBuffer(body) || !body.readableDidRead,
+      bodyReplayable: this.#body?.replayable ?? true,
       reachedUpstream: attempt.reachedUpstream,
-      attempts: this.#records.length,
+      attempts: this.#tries.count,
       wasRetry: attempt.lease.isRetry,
       deadline: this.#deadline,
       now: performance.now(),
@@ -339,15 +301,10 @@ export class Exchange implements AttemptOwner {
 
   /** Waits out a retry's backoff; false when the exchange is over instead (the client left, or the budget is spent). */
   async #backoff(step: { reason: string; delayMs: number }): Promise<boolean> {
-    this.#records[this.#records.length - 1]!.retryReason = step.reason;
+    this.#tries.retried(step.reason);
     if (step.reason === 'keepalive-race') this.#raceRetried = true;
     if (step.delayMs > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        timer = setTimeout(resolve, step.delayMs);
-      });
-      clearTimeout(timer);
+      await delay(step.delayMs, (wake) => (this.#wake = wake));
       this.#wake = undefined;
       if (this.#gone) return false;
     }
@@ -358,13 +315,9 @@ export class Exchange implements AttemptOwner {
 
   /** Give an attempt's server back with what it did (unless it reported already), noted for the access line. */
   #settle(lease: Lease, outcome: Outcome | undefined): void {
-    this.#note(outcome);
+    this.#tries.note(outcome);
     lease.release(outcome);
-  }
-
-  #note(outcome: Outcome | undefined): void {
-    const record = this.#records[this.#records.length - 1]!;
-    if (record.outcome === 'pending') record.outcome = outcomeLabel(outcome);
+    if (this.#leased === lease) this.#leased = undefined;
   }
 
   #fail(failure: Failure, detail: string | undefined): void {
@@ -421,7 +374,6 @@ export class Exchange implements AttemptOwner {
     this.#record(status);
     const access = this.#forwarder.deps.accessLog;
     if (access !== undefined) {
-      const records = this.#records;
       const down = this.down;
       access.write({
         listener: this.#forwarder.deps.listener,
@@ -431,10 +383,9 @@ export class Exchange implements AttemptOwner {
         url: down.url,
         upgrade: down.websocket ? 'websocket' : undefined,
         upstream: this.#route.upstream.name,
-        server: records[records.length - 1]?.server,
-        attempts: records.length,
-        // Every try with its outcome and why it was retried; one try is told by server and status already.
-        tries: records.length > 1 ? records : undefined,
+        server: this.#tries.server,
+        attempts: this.#tries.count,
+        tries: this.#tries.forLog,
         status,
         durationMs: Math.round((performance.now() - this.#startedAt) * 1000) / 1000,
         bytes: down.bytesSent,

@@ -6,9 +6,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
-import { Exchange, type ExchangeSite } from './exchange.js';
+import { Exchange } from './exchange.js';
 import { FAILURES, type Failure } from './failures.js';
-import type { CompiledRoute, ForwarderDeps } from './forwarder-config.js';
+import type { CompiledRoute, ExchangeSite, ForwarderDeps } from './forwarder-config.js';
 import { framingProblem } from './framing.js';
 import { Http1Downstream } from './http1-downstream.js';
 import { admit } from './pipeline.js';
@@ -16,6 +16,12 @@ import { sendFailure, writeFailure } from './respond.js';
 import { UpgradeDownstream } from './upgrade-downstream.js';
 
 const noop = (): void => {};
+
+/** `OPTIONS *` (RFC 9112 §3.2.4), answered here. */
+const ASTERISK = Symbol('OPTIONS *');
+
+/** What `OPTIONS *` answers: the methods Ballast forwards (CONNECT gets 405, listener.ts). */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE';
 
 /** A request answered here, without an upstream. */
 class Refusal {
@@ -38,15 +44,28 @@ export class HttpForwarder implements ExchangeSite {
     this.deps = deps;
   }
 
+  readonly failed = (err: unknown): void => this.deps.log.error({ err }, 'exchange failed');
+
   /** The `request` listener of the node:http server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     req.on('error', noop);
     res.on('error', noop);
     const route = this.#admit(req, false, false);
+    if (route === ASTERISK) {
+      // RFC 9110 §9.3.7: `OPTIONS *` asks what the server supports; the proxy answers for itself.
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0 });
+      res.end();
+      return;
+    }
     if (route instanceof Refusal) {
       // A malformed request gets its connection closed (RFC 9112 §2.2), and says what was wrong.
       const malformed = route.failure === FAILURES.badRequest;
       sendFailure(res, route.failure, undefined, malformed, malformed ? route.detail : undefined);
+      return;
+    }
+    const wait = this.#rateLimited(req, route);
+    if (wait > 0) {
+      sendFailure(res, FAILURES.rateLimited, undefined, false, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
       return;
     }
     admit(req.socket, new Exchange(this, route, new Http1Downstream(req, res)));
@@ -57,18 +76,28 @@ export class HttpForwarder implements ExchangeSite {
     socket.on('error', noop);
     const websocket = (req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
     const route = this.#admit(req, true, websocket);
+    if (route === ASTERISK) return writeFailure(socket, FAILURES.badRequest, 'asterisk-form request target in an upgrade');
     if (route instanceof Refusal) {
       writeFailure(socket, route.failure, route.failure === FAILURES.badRequest ? route.detail : undefined);
+      return;
+    }
+    const wait = this.#rateLimited(req, route);
+    if (wait > 0) {
+      writeFailure(socket, FAILURES.rateLimited, undefined, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
       return;
     }
     new Exchange(this, route, new UpgradeDownstream(req, socket, head, websocket)).start();
   };
 
   /** The route of a request, or why it is answered here without an upstream (malformed, or no route): counted and logged. */
-  #admit(req: IncomingMessage, upgrade: boolean, websocket: boolean): CompiledRoute | Refusal {
+  #admit(req: IncomingMessage, upgrade: boolean, websocket: boolean): CompiledRoute | Refusal | typeof ASTERISK {
     const deps = this.deps;
     const problem = framingProblem(req, upgrade);
     let refusal: Refusal;
+    if (problem === undefined && req.url === '*') {
+      this.#answeredHere(req, 200, 'OPTIONS *');
+      return ASTERISK;
+    }
     if (problem !== undefined) {
       deps.metrics.badRequests.inc({ listener: deps.listener, reason: 'framing' });
       deps.log.debug({ listener: deps.listener, reason: problem }, 'refused malformed request');
@@ -83,6 +112,32 @@ export class HttpForwarder implements ExchangeSite {
     }
     this.#answeredHere(req, refusal.failure.status, refusal.detail);
     return refusal;
+  }
+
+  /**
+   * Milliseconds until the request's key may send again when it is over the route's `client.rate_limit` (429, counted
+   * and logged here); 0 when it may go on.
+   */
+  #rateLimited(req: IncomingMessage, route: CompiledRoute): number {
+    const limit = route.rateLimit;
+    if (limit === undefined) return 0;
+    const key = limit.keyOf(req);
+    const wait = key === undefined ? 0 : limit.limiter.take(key);
+    if (wait === 0) return 0;
+    limit.refused.pending++;
+    route.metrics.request(FAILURES.rateLimited.status, 0);
+    this.deps.accessLog?.write({
+      listener: this.deps.listener,
+      client: clientAddress(req.socket.remoteAddress),
+      method: req.method,
+      url: req.url,
+      upstream: route.upstream.name,
+      status: FAILURES.rateLimited.status,
+      durationMs: 0,
+      bytes: 0,
+      detail: 'rate limited',
+    });
+    return wait;
   }
 
   /** A request answered without an upstream is still a request: counted, and given its access line. */

@@ -9,10 +9,11 @@ import { compileHashKey, type HashKeyReader } from '../../balancer/hash-key.js';
 import { isHashing } from '../../balancer/index.js';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import type { Random } from '../../util/clock.js';
+import { monotonic, type Random } from '../../util/clock.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { retryCounters } from '../retry-counters.js';
 import { RetryPolicy } from '../retry-policy.js';
+import { compileRateLimit, type RateLimiters, type RouteRateLimit } from './route-rate-limit.js';
 import { Router, type Route } from './router.js';
 import { StickySessions } from './sticky-sessions.js';
 
@@ -34,6 +35,8 @@ export interface CompiledRoute {
   readonly sticky: StickySessions | undefined;
   /** The client limits in force on this route: the listener's, or the route's own. */
   readonly client: { readonly maxBodySize: number; readonly bodyTimeoutMs: number };
+  /** `client.rate_limit` in force on this route, if any. */
+  readonly rateLimit: RouteRateLimit | undefined;
 }
 
 export interface ForwarderDeps {
@@ -50,10 +53,14 @@ export interface ForwarderDeps {
 }
 
 /** Everything per route that can be computed once per config rather than per request. */
-export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps): ForwarderDeps {
+export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerDeps, limiters: RateLimiters): ForwarderDeps {
   const router = new Router(config, deps.upstreams);
   const routes = new Map<Route, CompiledRoute>();
+  const listenerLimit = config.client.rate_limit;
   for (const route of router.routes) {
+    const own = route.client?.rate_limit;
+    const limit = own === 'off' ? undefined : (own ?? listenerLimit);
+    const label = own === undefined ? '' : String(route.index);
     const upstream = route.upstream;
     const sticky = upstream.config.sticky;
     routes.set(route, {
@@ -64,6 +71,9 @@ export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerD
       hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
       sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
       client: { maxBodySize: route.client?.max_body_size ?? config.client.max_body_size, bodyTimeoutMs: config.client.body_timeout },
+      rateLimit: limit === undefined
+        ? undefined
+        : compileRateLimit(limit, `${config.name}\u0000${label}`, limiters, monotonic, deps.metrics.rateLimitedCell(config.name, String(route.index))),
     });
   }
   return {
@@ -88,4 +98,16 @@ function trustedProxies(cidrs: readonly string[]): BlockList | undefined {
     else list.addSubnet(addr, Number(bits), type);
   }
   return list;
+}
+
+/** What an exchange (exchange.ts) needs of the forwarder it arrived through (forward.ts). */
+export interface ExchangeSite {
+  /** The config in force when the exchange started. */
+  readonly deps: ForwarderDeps;
+  /** Shutdown is cutting the exchanges still in flight at its drain deadline. */
+  readonly cutting: boolean;
+  /** Where an exchange that failed unexpectedly is reported. */
+  readonly failed: (err: unknown) => void;
+  started(): void;
+  finished(): void;
 }

@@ -55,6 +55,8 @@ function problemOf(req: IncomingMessage, upgrade: boolean): string | undefined {
   if (hosts > 1) return 'duplicate Host header';
   if (hosts === 1 && !/^[A-Za-z0-9.\-_~%!$&'()*+;=]*(?::\d*)?$|^\[[0-9A-Fa-f:.]+\](?::\d*)?$/.test(host)) return 'invalid Host header';
   if (hosts === 0 && req.httpVersionMinor >= 1) return 'missing Host header';
+  // RFC 9110 §4.2.1: an "http" URI has no empty host, so neither has the Host of an HTTP/1.1 request (RFC 9112 §3.2).
+  if (hosts === 1 && host === '' && req.httpVersionMinor >= 1) return 'empty Host header';
   if (tes > 0) {
     // RFC 9112 §6.1: TE on HTTP/1.0 cannot be trusted; only a single, final `chunked` is unambiguous.
     if (req.httpVersionMinor === 0) return 'Transfer-Encoding in an HTTP/1.0 request';
@@ -66,11 +68,11 @@ function problemOf(req: IncomingMessage, upgrade: boolean): string | undefined {
   // RFC 9110 §7.7: an Upgrade request carries no body here, so no bytes can hide behind the switch.
   if (upgrade && (tes > 0 || (cls === 1 && cl !== '0'))) return 'Upgrade request with a body';
   // Origin-form only (RFC 9112 §3.2.1): an absolute-form target could name another authority than the Host header
-  // this request is routed by. The asterisk-form (`OPTIONS *`, RFC 9112 §3.2.4) asks about this server, names no
-  // resource to route, and cannot be sent upstream (undici refuses the path): forwarding it turned into a 502 that
-  // was charged to a healthy server, so any client could push servers towards ejection.
+  // this request is routed by. The asterisk-form (RFC 9112 §3.2.4) is for OPTIONS alone, and Ballast answers it
+  // itself (forward.ts): it asks about this server, names no resource to route, and cannot be sent upstream.
   const url = req.url ?? '';
-  if (url.charCodeAt(0) !== 47 /* '/' */) return url === '*' ? 'asterisk-form request target is not proxied' : 'request target not in origin-form';
+  if (url === '*' && req.method === 'OPTIONS' && !upgrade) return undefined;
+  if (url.charCodeAt(0) !== 47 /* '/' */) return url === '*' ? 'asterisk-form request target other than OPTIONS' : 'request target not in origin-form';
   // Origin-form has no fragment (RFC 9112 §3.2.1): `/public#/../admin` is one path to a router that cuts at `#` and
   // another to one that does not. Bytes outside visible ASCII are never part of a URI (RFC 3986 §2). The other
   // printable characters RFC 3986 leaves out (`"`, `{`, `|`, …) are let through, as NGINX does: clients send them.

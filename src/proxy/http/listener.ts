@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { compileForwarder, type HttpListenerDeps } from './forwarder-config.js';
+import type { RateLimiters } from './route-rate-limit.js';
 import { HttpForwarder } from './forward.js';
 import { timedOut } from './http1-downstream.js';
 import { listen } from '../../util/listen.js';
@@ -23,13 +24,15 @@ export class HttpListener {
   readonly #log: Logger;
   readonly #connections = new Set<Socket>();
   readonly #maxHeaderSize: number;
+  /** Rate-limit buckets, kept across reloads that keep a limit. */
+  readonly #rateLimiters: RateLimiters = new Map();
 
   constructor(config: HttpListenerConfig, deps: HttpListenerDeps) {
     this.name = config.name;
     this.config = config;
     this.#log = deps.log;
     this.#maxHeaderSize = config.client.max_header_size;
-    this.forwarder = new HttpForwarder(compileForwarder(config, deps));
+    this.forwarder = new HttpForwarder(compileForwarder(config, deps, this.#rateLimiters));
 
     const client = config.client;
     this.server = createServer({
@@ -76,7 +79,7 @@ export class HttpListener {
    */
   update(config: HttpListenerConfig, deps: HttpListenerDeps): void {
     this.config = config;
-    this.forwarder.deps = compileForwarder(config, deps);
+    this.forwarder.deps = compileForwarder(config, deps, this.#rateLimiters);
     const client = config.client;
     this.server.headersTimeout = client.headers_timeout;
     this.server.requestTimeout = client.request_timeout;

@@ -4,7 +4,11 @@
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Host } from '../../upstream/host.js';
+import type { Downstream } from './downstream.js';
 import type { Failure } from './failures.js';
+import { dropContentLength, forwardResponseHeaders } from './headers.js';
+import type { StickySessions } from './sticky-sessions.js';
 
 /** A reason phrase Node will write (RFC 9112 §4: HTAB, SP, VCHAR, obs-text). */
 const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -70,4 +74,37 @@ export function rawHead(status: number, reason: string, fields: readonly string[
   let head = `HTTP/1.1 ${status} ${reason}\r\n${extra}`;
   for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
   return `${head}\r\n`;
+}
+
+/**
+ * Relays a response head from `host` downstream: hop-by-hop fields dropped (headers.ts), a sticky cookie added when
+ * the route has sticky sessions, and `x-request-id` when the origin sent none. The error when the response cannot be relayed: a transfer coding other than chunked.
+ */
+export function relayHead(
+  down: Downstream,
+  status: number,
+  rawHeaders: Buffer[],
+  statusText: string,
+  requestId: string,
+  sticky: StickySessions | undefined,
+  host: Host,
+): Error | undefined {
+  const headers = forwardResponseHeaders(rawHeaders);
+  if (headers === undefined) return Object.assign(new Error('upstream sent a transfer coding other than chunked'), { code: 'HPE_INVALID_TRANSFER_ENCODING' });
+  // RFC 9110 §8.6: no Content-Length in a 204 (Node would pass the origin's on).
+  if (status === 204) dropContentLength(headers);
+  sticky?.remember(down.headers, host, headers);
+  // Every response carries the request's id, so a user can quote it; an origin's own is kept.
+  if (!hasField(rawHeaders, 'x-request-id')) headers.push('x-request-id', requestId);
+  down.respond(status, statusText, headers);
+  return undefined;
+}
+
+/** Whether a raw header list has a field named `lower` (lower-case). */
+function hasField(raw: readonly Buffer[], lower: string): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lower.length && name.toString('latin1').toLowerCase() === lower) return true;
+  }
+  return false;
 }
