@@ -82,6 +82,34 @@ upstreams:
     expect((await getFresh(cluster.admin('/ready'))).status).toBe(200);
   });
 
+  it('rate_limit is per worker: each keeps its own buckets, so a client gets up to N times the burst', async () => {
+    const [a] = await namedOrigins('o1');
+    const cluster = await startCluster((port, adminPort) => `
+admin: { listen: 127.0.0.1:${adminPort} }
+logging: { level: info, access_log: true }
+workers: 2
+listeners:
+  - { name: web, listen: 127.0.0.1:${port}, client: { rate_limit: { rate: 1, per: 1m, burst: 2 } }, routes: [{ upstream: pool }] }
+upstreams:
+  - { name: pool, servers: [{ address: ${a!.address} }] }
+`);
+    // One at a time on fresh connections: the workers take turns, so each sees half of them.
+    const replies = await getMany(cluster.url('/limited'), 10, 1);
+    const admitted = replies.filter((r) => r.status === 200).length;
+    expect(replies.filter((r) => r.status !== 200).map((r) => r.status)).toEqual(Array(10 - admitted).fill(429));
+    await waitFor(() => accessLines(cluster, '/limited').length === 10, { what: '10 access lines' });
+    const lines = accessLines(cluster, '/limited');
+    for (const worker of [1, 2]) {
+      const own = lines.filter((l) => l.worker === worker);
+      expect(own.length).toBeGreaterThan(2);
+      // Every worker admits its own burst of two, and no more.
+      expect(own.filter((l) => l.status === 200)).toHaveLength(2);
+    }
+    expect(admitted).toBe(4);
+    const metrics = await (await fetch(cluster.admin('/metrics'))).text();
+    expect(metricSum(metrics, 'ballast_rate_limited_total')).toBe(6);
+  });
+
   it('on SIGTERM, every worker finishes its request in flight, then all exit and the primary exits 0', async () => {
     const [slow] = await namedOrigins('slow');
     slow!.handler = (_req, res) => setTimeout(() => res.end(JSON.stringify({ origin: 'slow' })), 600);
