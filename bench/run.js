@@ -97,6 +97,7 @@ const SCENARIOS = [
     targets: ['ballast', 'direct', 'nginx', 'haproxy', 'http-proxy', 'fastify'],
     note: 'A "request" here is one message and its echo: req/s is messages per second, and the CPU column is per message. The connections are opened before the measurement starts. @fastify/http-proxy relays WebSockets message by message (decoded and sent again) to one origin; the others tunnel the bytes, round robin over the three. The minimal undici proxy has no WebSocket support and is left out.',
   },
+  { name: 'rate-limit', title: 'Ballast client.rate_limit ON vs OFF (small GET, keep-alive, 50 connections)', kind: 'autocannon', method: 'GET', path: '/', connections: 50, targets: ['ballast', 'ballast-ratelimit'], rounds: 3, note: 'The ratio columns compare Ballast without a rate limit (the `Ballast` row) with the same build under `client.rate_limit` keyed on the client IP, set so high that nothing is refused: what a token-bucket lookup costs every request. Alternating rounds, median round per row.' },
   { name: 'access-log', title: 'Ballast access log ON vs OFF (small GET, keep-alive, 50 connections)', kind: 'autocannon', method: 'GET', path: '/', connections: 50, targets: ['ballast', 'ballast-accesslog'], rounds: 3, note: 'Here the ratio columns compare Ballast with its access log off (the `Ballast` row) to the same build with it on. The two alternate over 3 rounds (off, on / on, off / off, on) and each row is its median round: one run of a target can differ from its next by 10% or more on this shared 2-core machine (the same Ballast process measured 20,449 and 17,899 req/s in one run), which is as large as the difference being measured.' },
 ];
 
@@ -104,6 +105,7 @@ const SCENARIOS = [
 const TARGETS = [
   { name: 'ballast', label: 'Ballast' },
   { name: 'ballast-accesslog', label: 'Ballast, access log ON', onlyNamed: true },
+  { name: 'ballast-ratelimit', label: 'Ballast, rate_limit ON', onlyNamed: true },
   { name: 'direct', label: 'direct (origin 1, no proxy)' },
   { name: 'nginx', label: 'NGINX' },
   { name: 'haproxy', label: 'HAProxy' },
@@ -354,10 +356,12 @@ async function startTarget(name, origins) {
   const env = { BENCH_ORIGINS: originPorts.join(',') };
   switch (name) {
     case 'ballast':
-    case 'ballast-accesslog': {
+    case 'ballast-accesslog':
+    case 'ballast-ratelimit': {
       if (!existsSync(path.join(ROOT, 'dist', 'ballast.js'))) throw new Error('dist/ballast.js is missing: run `npm run build` first (npm run bench does)');
-      const t = await forkReady('target-ballast.mjs', name, { ...env, BENCH_ACCESS_LOG: name === 'ballast-accesslog' ? '1' : '0' });
-      return { pid: t.cp.pid, url: `http://127.0.0.1:${t.port}`, adminPort: t.adminPort, stop: () => stopChild(t.cp), info: `dist/ from this tree; access_log ${name === 'ballast-accesslog' ? 'on (to a file)' : 'off'}; metrics on` };
+      const rateLimit = name === 'ballast-ratelimit';
+      const t = await forkReady('target-ballast.mjs', name, { ...env, BENCH_ACCESS_LOG: name === 'ballast-accesslog' ? '1' : '0', BENCH_RATE_LIMIT: rateLimit ? '1' : '0' });
+      return { pid: t.cp.pid, url: `http://127.0.0.1:${t.port}`, adminPort: t.adminPort, stop: () => stopChild(t.cp), info: `dist/ from this tree; access_log ${name === 'ballast-accesslog' ? 'on (to a file)' : 'off'}; ${rateLimit ? 'client.rate_limit on (never refusing); ' : ''}metrics on` };
     }
     case 'ballast-base': {
       // An A/B of two builds side by side: BENCH_BASE_DIST is the other build's dist/ (e.g. of the previous commit).

@@ -1,6 +1,7 @@
 /**
  * Ballast under test, compiled (../dist, or BENCH_BALLAST_DIST), in its own process: one listener round-robin over the origins given in
- * BENCH_ORIGINS (comma-separated ports), access log per BENCH_ACCESS_LOG (0/1), process metrics on.
+ * BENCH_ORIGINS (comma-separated ports), access log per BENCH_ACCESS_LOG (0/1), process metrics on; BENCH_RATE_LIMIT=1 adds
+ * a client.rate_limit per client IP that never refuses (what its lookup costs).
  * Logs go to this process's stdout, which bench/run.js points at a file (as a deployment would point it at a
  * collector), so an access log line costs what it costs in production. Reports its port over IPC; `stop` drains and
  * exits (which is also when `node --cpu-prof` writes its profile).
@@ -15,6 +16,7 @@ const { formatConfigErrors, parseConfig } = await import(new URL('config/load.js
 
 const origins = (process.env.BENCH_ORIGINS ?? '').split(',').filter(Boolean);
 const accessLog = process.env.BENCH_ACCESS_LOG === '1';
+const rateLimit = process.env.BENCH_RATE_LIMIT === '1' ? '\n    client: { rate_limit: { rate: 1000000000, per: 1s, burst: 1000000000 } }' : '';
 
 export const yaml = `
 admin: { listen: 127.0.0.1:0 }
@@ -22,7 +24,7 @@ logging: { level: info, access_log: ${accessLog} }
 listeners:
   - name: bench
     protocol: http
-    listen: 127.0.0.1:0
+    listen: 127.0.0.1:0${rateLimit}
     routes:
       - upstream: origins
 upstreams:
