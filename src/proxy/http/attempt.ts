@@ -24,6 +24,9 @@ export type AttemptEnd =
   /** The origin switched protocols (101): the socket is the exchange's now. */
   | { readonly kind: 'upgraded'; readonly rawHeaders: Buffer[]; readonly socket: Duplex };
 
+/** Every complete attempt ends the same way: one object, not one per response. */
+const COMPLETE: AttemptEnd = Object.freeze({ kind: 'complete' });
+
 /** What an attempt needs of its exchange. */
 export interface AttemptOwner {
   readonly down: Downstream;
@@ -222,7 +225,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.#clearTimer();
     if (this.#dropped) return;
     this.#dropped = true;
-    this.#end({ kind: 'complete' });
+    this.#end(COMPLETE);
   }
 
   onError(err: Error): void {
