@@ -11,7 +11,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import { simpleConfig, type TestBallast } from './helpers/ballast.js';
-import { waitFor } from './helpers/wait.js';
+import { sleep, waitFor } from './helpers/wait.js';
 import { circuitBreakerFor } from '../src/proxy/http/circuit-breaker.js';
 
 interface Result {
@@ -49,9 +49,7 @@ async function expectBaseline(b: TestBallast, agent: Agent, heapBefore: number):
   const listener = b.ballast.httpListeners[0]!;
   expect(listener.forwarder.inflight).toBe(0);
   const connections = () => new Promise<number>((resolve) => listener.server.getConnections((_e, count) => resolve(count)));
-  const until = Date.now() + 5000;
-  while ((await connections()) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-  expect(await connections()).toBe(0);
+  await waitFor(async () => (await connections()) === 0, { timeoutMs: 5000, what: 'client connections closed' });
   globalThis.gc?.();
   expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(32 * 1024 * 1024);
 }
@@ -61,13 +59,20 @@ function heapNow(): number {
   return process.memoryUsage().heapUsed;
 }
 
-/** `n` concurrent clients sending GETs back to back for `ms`. */
-async function load(agent: Agent, url: string, concurrency: number, ms: number): Promise<Result[]> {
+/**
+ * `concurrency` clients sending GETs back to back until `total` have been sent, in numbers rather than for a time, so a
+ * slow machine sends as many as a fast one. `onAnswer` sees each answer as it arrives, with the count so far.
+ */
+async function load(agent: Agent, url: string, concurrency: number, total: number, onAnswer: (answered: number) => void = () => {}): Promise<Result[]> {
   const results: Result[] = [];
-  const until = performance.now() + ms;
+  let sent = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (performance.now() < until) results.push(await send(agent, url));
+      while (sent < total) {
+        sent++;
+        results.push(await send(agent, url));
+        onAnswer(results.length);
+      }
     }),
   );
   return results;
@@ -99,15 +104,30 @@ describe('chaos', () => {
     // floor's exact size, and a split skewed by a busy machine failed a request in 2 of ~25 suite runs with a 503
     // budget overflow — which is the budget doing its job, as Envoy's would.
     const b = await ballast(simpleConfig(procs.map((p) => p.address), '    retry: { attempts: 3, per_try_timeout: 1s }').replace('access_log: true', 'access_log: false'));
+    const victim = procs[1]!;
+    const victimHost = b.ballast.upstreams.get('pool')!.hosts.find((h) => h.address === victim.address)!;
+    const exited = once(victim.child, 'exit');
     const agent = client();
     const heap = heapNow();
-    const killer = setTimeout(() => procs[1]!.child.kill('SIGKILL'), 800);
-    const results = await load(agent, b.url('/load'), 24, 2500);
-    clearTimeout(killer);
-    expect(procs[1]!.child.signalCode).toBe('SIGKILL');
+    // A third of the way through, at the first answer that finds requests in flight on the victim, it is killed.
+    const TOTAL = 1500;
+    let inflightAtKill = 0;
+    let answeredAtKill = 0;
+    const results = await load(agent, b.url('/load'), 24, TOTAL, (answered) => {
+      if (answeredAtKill > 0 || answered < TOTAL / 3 || victimHost.inflight === 0) return;
+      inflightAtKill = victimHost.inflight;
+      answeredAtKill = answered;
+      victim.child.kill('SIGKILL');
+    });
+    expect(inflightAtKill, 'requests in flight on the victim when it was killed').toBeGreaterThan(0);
+    expect(TOTAL - answeredAtKill, 'requests answered after the kill').toBeGreaterThanOrEqual(TOTAL / 2);
+    await exited;
+    expect(victim.child.signalCode).toBe('SIGKILL');
+    // Every request is answered, every answer is a 200 from a live origin, and all three served before the kill.
+    expect(results).toHaveLength(TOTAL);
     const failed = results.filter((r) => r.status !== 200);
-    expect(results.length).toBeGreaterThan(500);
     expect(failed).toEqual([]);
+    expect(new Set(results.map((r) => (JSON.parse(r.body) as { origin: string }).origin))).toEqual(new Set(['a', 'b', 'c']));
     const skipped = await b.ballast.metrics.retriesSkipped.get();
     expect(skipped.values.filter((v) => v.value > 0)).toEqual([]);
     const retries = await b.ballast.metrics.retries.get();
@@ -249,7 +269,7 @@ describe('chaos', () => {
     const results: Result[] = [];
     for (let i = 0; i < 60; i++) {
       results.push(await send(agent, b.url(`/${i}`)));
-      await new Promise((r) => setTimeout(r, i % 3));
+      await sleep(i % 3);
     }
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     await expectBaseline(b, agent, heap);
