@@ -74,7 +74,7 @@ function cannon(job, seconds) {
         timeout: 10,
       },
       (err, r) => {
-        if (err) return reject(err);
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
         const elapsed = r.duration > 0 ? r.duration : seconds;
         resolve({
           requests: r.requests.total,

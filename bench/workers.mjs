@@ -53,7 +53,7 @@ function runOrigins() {
     server.on('clientError', (_err, socket) => socket.destroy());
     return server;
   });
-  Promise.all(servers.map((s) => new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s.address().port))))).then((ports) => {
+  void Promise.all(servers.map((s) => new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s.address().port))))).then((ports) => {
     process.send({ type: 'ready', ports });
   });
   process.on('disconnect', () => process.exit(0));

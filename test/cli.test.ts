@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { startOrigin, type Origin } from './helpers/origin.js';
 import { freePort, get } from './helpers/ballast.js';
+import { waitFor } from './helpers/wait.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'ballast-cli-'));
@@ -99,11 +100,11 @@ ${upstreams}`);
   }
 
   async function until(child: ReturnType<typeof run>, text: string, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!child.out().includes(text)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${text} in the output: ${child.out()}${child.err()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const missing = (): string => `no ${text} in the output: ${child.out()}${child.err()}`;
+    await waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${missing()}`);
+      return child.out().includes(text);
+    }, { timeoutMs, intervalMs: 20, what: missing });
   }
 
   it('proxies, then on SIGTERM finishes the request in flight and exits 0', async () => {
@@ -112,7 +113,7 @@ ${upstreams}`);
     origin.handler = (_req, res) => setTimeout(() => res.end('finished'), 500);
     const { child, port } = await runProxy(origin, false);
     const inflight = get(`http://127.0.0.1:${port}/slow`);
-    while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => origin.received.length > 0, { what: 'request at the origin' });
     child.kill('SIGTERM');
     const res = await inflight;
     expect(res.status).toBe(200);
@@ -129,10 +130,10 @@ ${upstreams}`);
     // A request in flight keeps the drain going, so the second signal is what ends the process: process.exit()
     // without stop(), while the line of /done is still in the access log's 50 ms batch.
     void get(`http://127.0.0.1:${port}/slow`).catch(() => {});
-    while (origin.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => origin.received.length > 0, { what: 'request at the origin' });
     expect((await get(`http://127.0.0.1:${port}/done`)).status).toBe(200);
     child.kill('SIGTERM');
-    while (!child.out().includes('draining')) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => child.out().includes('draining'), { intervalMs: 5, what: 'draining in the output' });
     child.kill('SIGTERM');
     expect(await exitCode(child)).toBe(1);
     const access = child.out().split('\n').filter((l) => l.includes('"kind":"access"')).map((l) => JSON.parse(l) as { url: string });

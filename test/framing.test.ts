@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { startOrigin, type Origin, type ReceivedRequest } from './helpers/origin.js';
 import { startBallast, simpleConfig, type TestBallast } from './helpers/ballast.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const HOST = 'Host: t.example\r\n';
 const SMUGGLED = `GET /smuggled HTTP/1.1\r\n${HOST}\r\n`;
@@ -310,14 +311,13 @@ function converse(port: number, send: string | readonly Step[], timeoutMs = 3000
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
+/**
+ * Resolves once the event loop has polled its sockets again, so whatever was already written to a loopback socket
+ * has been read by the origin in this process: a timer callback runs before the poll phase, an immediate after it.
+ */
+async function afterNextPoll(): Promise<void> {
+  await sleep(0);
+  await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 describe('framing battery', () => {
@@ -364,14 +364,17 @@ describe('framing battery', () => {
     const reply = await converse(ballast.port, c.send);
     expect(reply.statuses, `responses to ${JSON.stringify(reply.raw.slice(0, 200))}`).toEqual(c.status);
     expect(reply.closed, 'the proxy closes the connection').toBe(true);
-    // Anything Ballast forwarded, it forwarded at once: let it land before looking.
-    await sleep(75);
+    // Anything Ballast forwarded, it wrote while it held a lease on the origin: once none is held, let the origin
+    // read what was written before looking. (The canary below also shows any request that arrived later.)
+    const upstream = ballast.ballast.upstreams.get('pool')!;
+    await waitFor(() => upstream.active === 0 && upstream.hosts.every((h) => h.inflight === 0), { what: 'no lease on the origin' });
+    await afterNextPoll();
     const reaches = c.reaches ?? [];
     if (c.truncated) {
       // At most the head of this one request, never completed, and its upstream connection torn down.
       expect(seen.map((r) => r.url)).toEqual(seen.length === 0 ? [] : ['/a']);
       expect(seen.some((r) => r.ended)).toBe(false);
-      await until(() => seen.every((r) => r.aborted));
+      await waitFor(() => seen.every((r) => r.aborted), { timeoutMs: 2000, what: 'upstream request torn down' });
     } else {
       expect(origin.received.map((r) => r.url)).toEqual(reaches);
       if (reaches.length === 0) expect(originBytes, 'bytes at the origin').toBe(0);

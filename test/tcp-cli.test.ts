@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, connect, type Server, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { startBallast, type TestBallast } from './helpers/ballast.js';
+import { waitFor } from './helpers/wait.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -56,9 +57,7 @@ upstreams:
     expect(seen).toEqual(new Set(['a', 'b']));
     await new Promise<void>((r) => b.server.close(() => r()));
     const host = ballast.ballast.upstreams.get('pool')!.hosts[1]!;
-    const until = Date.now() + 3000;
-    while (host.state(performance.now()) !== 'unhealthy' && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    expect(host.state(performance.now())).toBe('unhealthy');
+    await waitFor(() => host.state(performance.now()) === 'unhealthy', { timeoutMs: 3000, intervalMs: 20, what: 'b unhealthy' });
     for (let i = 0; i < 4; i++) expect(await roundTrip(port, 'x')).toBe('a:x');
   });
 });

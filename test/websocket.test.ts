@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startBallast, simpleConfig, type TestBallast } from './helpers/ballast.js';
-import { waitFor } from './helpers/wait.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -110,9 +110,9 @@ describe('websocket', () => {
     const socket = connect(b.port, '127.0.0.1');
     socket.on('error', () => {});
     socket.write('GET /early HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\none');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     socket.write('two');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     release();
     let reply = '';
     socket.on('data', (c: Buffer) => (reply += c.toString()));
@@ -130,7 +130,7 @@ describe('websocket', () => {
     await once(ws, 'open');
     // Traffic keeps it open past the idle time...
     for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 150));
+      await sleep(150);
       ws.send('ping');
       await once(ws, 'message');
     }
@@ -168,9 +168,7 @@ describe('websocket', () => {
     expect(host.inflight).toBe(1);
     for (const c of origin.wss.clients) c.terminate();
     await once(ws, 'close');
-    const until = Date.now() + 2000;
-    while (host.inflight !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-    expect(host.inflight).toBe(0);
+    await waitFor(() => host.inflight === 0, { timeoutMs: 2000, what: 'lease freed' });
   });
 
   it('answers 502 when no origin accepts the upgrade', async () => {
@@ -238,7 +236,7 @@ upstreams:
     socket.write('GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     // Read slowly at first so the proxy meets backpressure, then drain.
     socket.pause();
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     let bytes = 0;
     socket.on('data', (c: Buffer) => (bytes += c.length));
     socket.resume();
@@ -259,8 +257,7 @@ upstreams:
     first.close();
     await once(first, 'close');
     const upstream = b.ballast.upstreams.get('pool')!;
-    const until = Date.now() + 2000;
-    while (upstream.active !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => upstream.active === 0, { timeoutMs: 2000, what: 'tunnel no longer counted' });
     const third = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
     third.on('error', () => {});
     await once(third, 'open');
@@ -272,7 +269,11 @@ upstreams:
   it('an upgrade queued behind a busy connection gives up at its per-try timeout', async () => {
     const origin = await echoOrigin();
     origin.server.removeAllListeners('request');
-    origin.server.on('request', (_req, res) => setTimeout(() => res.end('slow'), 1500));
+    let slowArrived = false;
+    origin.server.on('request', (_req, res) => {
+      slowArrived = true;
+      setTimeout(() => res.end('slow'), 1500);
+    });
     const b = await startBallast(`
 admin: { listen: 127.0.0.1:0 }
 logging: { level: silent }
@@ -287,7 +288,7 @@ upstreams:
 `);
     cleanup.push(() => b.stop());
     const slow = fetch(b.url('/slow')).then((r) => r.text(), () => '');
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => slowArrived, { what: 'the slow request holding the only connection' });
     const started = Date.now();
     const ws = new WebSocket(`ws://127.0.0.1:${b.port}/chat`);
     const [, res] = (await once(ws, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
@@ -296,9 +297,6 @@ upstreams:
     res.resume();
     await slow;
     const upstream = b.ballast.upstreams.get('pool')!;
-    const until = Date.now() + 3000;
-    while ((upstream.active !== 0 || upstream.hosts[0]!.inflight !== 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    expect(upstream.hosts[0]!.inflight).toBe(0);
-    expect(upstream.active).toBe(0);
+    await waitFor(() => upstream.active === 0 && upstream.hosts[0]!.inflight === 0, { timeoutMs: 3000, what: 'leases freed' });
   });
 });

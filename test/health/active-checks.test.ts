@@ -23,11 +23,12 @@ describe('active health checks', () => {
     expect(upstream.hosts.map((h) => h.state(upstream.now()))).toEqual(['healthy', 'healthy']);
 
     const traffic = startTraffic(b);
-    await sleep(200);
+    await waitFor(() => traffic.samples.some((s) => s.origin === 'o1') && traffic.samples.some((s) => s.origin === 'o2'), { what: 'both servers serving' });
     const flippedDown = performance.now();
     o1!.healthy = false;
     await waitFor(() => upstream.hosts[0]!.state(upstream.now()) === 'unhealthy', { what: 'o1 unhealthy' });
-    await sleep(300);
+    const markedDown = performance.now();
+    await waitFor(() => traffic.sentBetween(markedDown).length > 10, { what: 'more than 10 requests sent with o1 unhealthy' });
     const downSamples = traffic.between(flippedDown);
     const lastToO1 = Math.max(...downSamples.filter((s) => s.origin === 'o1').map((s) => s.at), flippedDown);
     const detection = lastToO1 - flippedDown;
@@ -38,21 +39,24 @@ describe('active health checks', () => {
     expect(down).toHaveLength(1);
     expect(down[0]).toMatchObject({ upstream: 'pool', server: o1!.address, probes: 3, reason: 'status', detail: 'status 503' });
     // Once unhealthy, o1 gets nothing and no request fails: o2 takes it all.
-    const after = traffic.between(lastToO1 + 1);
+    const after = traffic.sentBetween(markedDown);
     expect(after.length).toBeGreaterThan(10);
     expect(after.every((s) => s.origin === 'o2' && s.status === 200)).toBe(true);
+    expect(traffic.between(lastToO1 + 1).every((s) => s.origin === 'o2' && s.status === 200)).toBe(true);
 
     const flippedUp = performance.now();
     o1!.healthy = true;
     await waitFor(() => traffic.between(flippedUp).some((s) => s.origin === 'o1'), { what: 'o1 back in rotation' });
-    const recovery = traffic.between(flippedUp).find((s) => s.origin === 'o1')!.at - flippedUp;
+    const firstBack = traffic.between(flippedUp).find((s) => s.origin === 'o1')!;
+    const recovery = firstBack.at - flippedUp;
     // The first entries are start-up: each server's first passing probe is a flip from its initial unhealthy state.
     const up = logsWith(b, 'server passed its active health checks').slice(2);
     expect(up).toHaveLength(1);
     expect(up[0]).toMatchObject({ server: o1!.address, probes: 2 });
-    await sleep(300);
+    // From the first request o1 answered on, the two take turns.
+    await waitFor(() => traffic.sentBetween(firstBack.sentAt).length >= 40, { what: '40 requests sent with o1 back' });
     await traffic.stop();
-    const shares = byOrigin(traffic.between(flippedUp + recovery + 50));
+    const shares = byOrigin(traffic.sentBetween(firstBack.sentAt));
     expect(shares.o1).toBeGreaterThan(0);
     expect(Math.abs((shares.o1 ?? 0) - (shares.o2 ?? 0))).toBeLessThanOrEqual(3);
     expect(traffic.samples.every((s) => s.status === 200)).toBe(true);
@@ -216,12 +220,12 @@ ${check}
 ${check}
 `);
     expect(b.ballast.health.checker.targets).toBe(1);
+    // One loop probes about once per interval; two would reach the same count in half the time.
     const started = performance.now();
-    await sleep(1000);
+    const atStart = probes;
+    await waitFor(() => probes >= atStart + 10, { what: 'ten more probes' });
     const elapsed = performance.now() - started;
-    // One loop: about elapsed / (interval + probe time) probes; two loops would be twice that.
-    expect(probes).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL) + 2);
-    expect(probes).toBeGreaterThanOrEqual(3);
+    expect(probes - atStart).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL) + 2);
     await b.stop();
     const atStop = probes;
     await sleep(4 * INTERVAL);

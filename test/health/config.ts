@@ -1,4 +1,5 @@
 /** YAML for the health tests: one listener, one upstream, access log off (the tests count log lines). */
+import type { BallastOptions } from '../../src/ballast.js';
 import { startBallast, type TestBallast } from '../helpers/ballast.js';
 import { startOrigin, type Origin } from '../helpers/origin.js';
 
@@ -43,8 +44,8 @@ export class Fixture {
     return list;
   }
 
-  async ballast(yaml: string): Promise<TestBallast> {
-    const b = await startBallast(yaml);
+  async ballast(yaml: string, options: BallastOptions = {}): Promise<TestBallast> {
+    const b = await startBallast(yaml, options);
     this.#cleanup.push(() => b.stop());
     return b;
   }

@@ -1,9 +1,9 @@
 /** Backups, total outage and flapping servers, end to end: origins killed and restarted under steady traffic. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { get } from '../helpers/ballast.js';
-import { sleep, waitFor } from '../helpers/wait.js';
+import { waitFor } from '../helpers/wait.js';
 import { Fixture, poolConfig } from './config.js';
-import { byOrigin, report, send, startTraffic } from './traffic.js';
+import { byOrigin, report, send, startTraffic, type Sample } from './traffic.js';
 
 const fx = new Fixture();
 afterEach(() => fx.close());
@@ -17,30 +17,35 @@ describe('failover', () => {
     const b = await fx.ballast(poolConfig({ servers: [p1!, p2!, { address: bk!.address, backup: true }], upstream: CHECK }));
     const u = b.ballast.upstreams.get('pool')!;
     const traffic = startTraffic(b);
-    await sleep(200);
+    const servedBy = (origin: string) => (s: Sample) => s.origin === origin;
+    await waitFor(() => traffic.samples.some(servedBy('p1')) && traffic.samples.some(servedBy('p2')), { what: 'both primaries serving' });
     await p1!.kill();
     await waitFor(() => !u.hosts[0]!.isAvailable(u.now()), { what: 'p1 out' });
-    await sleep(200);
+    const p1Out = performance.now();
+    await waitFor(() => traffic.sentBetween(p1Out).length >= 20, { what: '20 requests sent with one primary left' });
     // One primary left: it takes everything; the backup still nothing.
-    expect(traffic.samples.some((s) => s.origin === 'backup1')).toBe(false);
+    expect(traffic.sentBetween(p1Out).every((s) => s.origin === 'p2' && s.status === 200)).toBe(true);
+    expect(traffic.samples.some(servedBy('backup1'))).toBe(false);
 
     const bothDead = performance.now();
     await p2!.kill();
-    await waitFor(() => traffic.between(bothDead).some((s) => s.origin === 'backup1'), { what: 'backup takes over' });
+    await waitFor(() => traffic.between(bothDead).some(servedBy('backup1')), { what: 'backup takes over' });
     await waitFor(() => !u.hosts[1]!.isAvailable(u.now()), { what: 'p2 out' });
     const takeover = performance.now();
-    await sleep(300);
-    const onBackup = traffic.between(takeover);
-    expect(onBackup.length).toBeGreaterThan(10);
+    await waitFor(() => traffic.sentBetween(takeover).length > 10, { what: 'more than 10 requests sent with both primaries out' });
+    const onBackup = traffic.sentBetween(takeover);
     expect(onBackup.every((s) => s.origin === 'backup1' && s.status === 200)).toBe(true);
 
     const restarted = performance.now();
     await Promise.all([p1!.restart(), p2!.restart()]);
     await waitFor(() => u.primaries.every((h) => h.isAvailable(u.now())), { what: 'primaries back' });
     const back = performance.now();
-    await sleep(300);
+    await waitFor(() => {
+      const sent = traffic.sentBetween(back);
+      return sent.length > 10 && sent.some(servedBy('p1')) && sent.some(servedBy('p2'));
+    }, { what: 'more than 10 requests sent with the primaries back, both of them serving' });
     await traffic.stop();
-    const after = traffic.between(back);
+    const after = traffic.sentBetween(back);
     expect(after.length).toBeGreaterThan(10);
     expect(after.every((s) => s.origin === 'p1' || s.origin === 'p2')).toBe(true);
     expect(byOrigin(after).p1).toBeGreaterThan(0);
@@ -68,8 +73,7 @@ describe('failover', () => {
     report('all down: median of 20 503 answers', times[10]!);
     report('all down: slowest of 20 503 answers', times[19]!);
     const probesBefore = await probeCount(b.adminPort);
-    await sleep(300);
-    expect(await probeCount(b.adminPort)).toBeGreaterThan(probesBefore);
+    await waitFor(async () => (await probeCount(b.adminPort)) > probesBefore, { what: 'probes go on while every server is down' });
 
     const restartedAt = performance.now();
     await Promise.all(os.map((o) => o.restart()));
@@ -81,7 +85,7 @@ describe('failover', () => {
     expect(seen).toEqual(new Set(['o1', 'o2', 'o3']));
   });
 
-  it('gives a flapping server (down one second, up the next) a bounded share of failures, far below a health-blind share', async () => {
+  it('gives a flapping server (down, back, three times over) a bounded share of failures, far below a health-blind share', async () => {
     const [o1, o2] = await fx.origins(2);
     const b = await fx.ballast(poolConfig({
       servers: [o1!, o2!],
@@ -89,13 +93,24 @@ describe('failover', () => {
     outlier_detection: { consecutive_gateway_failures: 2, base_ejection_time: 500ms, max_ejection_percent: 50% }
     retry: { attempts: 1 }`,
     }));
+    const u = b.ballast.upstreams.get('pool')!;
+    const flapper = u.hosts[1]!;
     const traffic = startTraffic(b, { concurrency: 4, pauseMs: 2 });
+    // Down for PHASE requests, then up for PHASE requests, counted from the kill and from the restart: phases measured
+    // in requests rather than seconds hold as many requests on a slow machine as on a fast one.
+    const PHASE = 400;
     const phases = 3;
+    const upPhases: Sample[][] = [];
     for (let i = 0; i < phases; i++) {
+      const killed = performance.now();
       await o2!.kill();
-      await sleep(1000);
+      await waitFor(() => flapper.activeCheckFailed && traffic.sentBetween(killed).length >= PHASE, { what: `o2 down for ${PHASE} requests and found down (${i + 1})` });
+      const restarted = performance.now();
       await o2!.restart();
-      await sleep(1000);
+      await waitFor(() => flapper.isAvailable(u.now()), { what: `o2 back in rotation (${i + 1})` });
+      const back = performance.now();
+      await waitFor(() => traffic.sentBetween(restarted).length >= PHASE && traffic.sentBetween(back).length >= 20, { what: `o2 up for ${PHASE} requests (${i + 1})` });
+      upPhases.push(traffic.sentBetween(back, performance.now()));
     }
     await traffic.stop();
     const total = traffic.samples.length;
@@ -107,6 +122,8 @@ describe('failover', () => {
     expect(failed).toBeLessThanOrEqual(phases * 12);
     // And it is not simply shut out: it serves while it is up.
     expect(toFlapper / total).toBeGreaterThan(0.1);
+    // In every up phase, from the moment it was back in rotation.
+    for (const phase of upPhases) expect(phase.filter((s) => s.origin === 'o2').length / phase.length).toBeGreaterThan(0.1);
     report(`flapping: ${failed} failed of ${total} requests (${((100 * failed) / total).toFixed(2)}%), flapper served ${((100 * toFlapper) / total).toFixed(1)}%`, 0);
   });
 });

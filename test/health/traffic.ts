@@ -4,6 +4,8 @@ import type { TestBallast } from '../helpers/ballast.js';
 import { sleep } from '../helpers/wait.js';
 
 export interface Sample {
+  /** performance.now() when the request was sent. */
+  readonly sentAt: number;
   /** performance.now() when the response (or error) arrived. */
   readonly at: number;
   readonly ms: number;
@@ -17,6 +19,11 @@ export interface Traffic {
   readonly samples: Sample[];
   /** Samples that arrived in [from, to). */
   between(from: number, to?: number): Sample[];
+  /**
+   * Samples of the requests sent in [from, to), answered so far: what the proxy decided for requests it received
+   * after a known change, unlike `between`, which includes requests already in flight at `from`.
+   */
+  sentBetween(from: number, to?: number): Sample[];
   stop(): Promise<void>;
 }
 
@@ -31,6 +38,7 @@ export async function send(b: TestBallast, path = '/'): Promise<Sample> {
     const origin = res.headers['x-origin'];
     const retryAfter = res.headers['retry-after'];
     return {
+      sentAt: started,
       at: performance.now(),
       ms: performance.now() - started,
       status: res.statusCode,
@@ -38,7 +46,7 @@ export async function send(b: TestBallast, path = '/'): Promise<Sample> {
       retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
     };
   } catch {
-    return { at: performance.now(), ms: performance.now() - started, status: 0, origin: undefined, retryAfter: undefined };
+    return { sentAt: started, at: performance.now(), ms: performance.now() - started, status: 0, origin: undefined, retryAfter: undefined };
   }
 }
 
@@ -56,6 +64,7 @@ export function startTraffic(b: TestBallast, options: { concurrency?: number; pa
   return {
     samples,
     between: (from, to = Infinity) => samples.filter((s) => s.at >= from && s.at < to),
+    sentBetween: (from, to = Infinity) => samples.filter((s) => s.sentAt >= from && s.sentAt < to),
     async stop() {
       running = false;
       await Promise.all(loops);

@@ -14,6 +14,36 @@ export function manualClock(start = 1_000_000): ManualClock {
   return clock;
 }
 
+export interface HeldClock {
+  (): number;
+  /** Stop the clock at `at` (default: now), which must not be earlier than what it reads now; returns `at`. */
+  hold(at?: number): number;
+  /** Let it run again from where it was held. */
+  release(): void;
+}
+
+/**
+ * performance.now(), which an end-to-end test can hold still at chosen moments: what depends on the time (slow start)
+ * is then the same for every request sent meanwhile, however slowly the machine sends them.
+ */
+export function heldClock(): HeldClock {
+  let held: number | undefined;
+  let offset = 0;
+  const clock = (() => held ?? performance.now() + offset) as HeldClock;
+  clock.hold = (at) => {
+    const now = clock();
+    if (at !== undefined && at < now) throw new Error(`cannot hold the clock at ${at}: it reads ${now} already`);
+    held = at ?? now;
+    return held;
+  };
+  clock.release = () => {
+    if (held === undefined) return;
+    offset = held - performance.now();
+    held = undefined;
+  };
+  return clock;
+}
+
 /** A deterministic uniform random (mulberry32). */
 export function seededRandom(seed = 42): () => number {
   return mulberry32(seed);

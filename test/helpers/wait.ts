@@ -5,18 +5,18 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Resolves with the milliseconds it took once `cond` holds; rejects after `timeoutMs`, naming `what`.
- * `cond` is polled every `intervalMs`, and may be async.
+ * Resolves with the milliseconds it took once `cond` holds; rejects after `timeoutMs`, naming `what` (a function is
+ * called then, so the message can say how far things got). `cond` is polled every `intervalMs`, and may be async.
  */
 export async function waitFor(
   cond: () => boolean | Promise<boolean>,
-  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  options: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {},
 ): Promise<number> {
   const { timeoutMs = 10_000, intervalMs = 10, what = 'condition' } = options;
   const started = performance.now();
   for (;;) {
     if (await cond()) return performance.now() - started;
-    if (performance.now() - started > timeoutMs) throw new Error(`${what}: not met within ${timeoutMs} ms`);
+    if (performance.now() - started > timeoutMs) throw new Error(`${typeof what === 'function' ? what() : what}: not met within ${timeoutMs} ms`);
     await sleep(intervalMs);
   }
 }

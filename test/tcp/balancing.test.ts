@@ -3,7 +3,8 @@
  * least-request), failover on connect failure, limits, and what is recorded (outcomes, metrics, access log).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startBlackhole, type Blackhole, connectClient, exchange, readAll, readBytes, sleep, startTcpOrigin, startTcpProxy, type OriginBehaviour, type TcpOrigin, type TestTcpProxy } from './helpers.js';
+import { startBlackhole, type Blackhole, connectClient, exchange, readAll, readBytes, startTcpOrigin, startTcpProxy, type OriginBehaviour, type TcpOrigin, type TestTcpProxy } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -285,8 +286,7 @@ describe('records', () => {
     const hole = await blackhole();
     const p = await proxy([hole.address], { upstream: 'timeouts: { connect: 5s }' });
     const client = await connectClient(p.port);
-    await sleep(50);
-    expect(p.upstream.hosts[0]!.inflight).toBe(1);
+    await waitFor(() => p.upstream.hosts[0]!.inflight === 1, { what: 'a lease on the silent server' });
     // A reset, not a FIN: a client that only half-closes may still want its answer, so it is waited for.
     client.resetAndDestroy();
     const [line] = await p.waitForAccessLogs(1, 1000);

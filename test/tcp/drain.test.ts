@@ -2,7 +2,8 @@
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { afterEach, expect, it } from 'vitest';
-import { connectClient, endedWithin, readAll, readBytes, sleep, startBlackhole, startTcpOrigin, startTcpProxy } from './helpers.js';
+import { connectClient, endedWithin, readAll, readBytes, startBlackhole, startTcpOrigin, startTcpProxy } from './helpers.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -77,8 +78,7 @@ it('a connection still waiting for its server is closed at the deadline and hold
   const p = await startTcpProxy([hole.address], { upstream: 'timeouts: { connect: 10s }' });
   cleanup.push(() => p.stop());
   const client = await connectClient(p.port);
-  await sleep(50);
-  expect(p.upstream.hosts[0]!.inflight).toBe(1);
+  await waitFor(() => p.upstream.hosts[0]!.inflight === 1, { what: 'a lease on the silent server' });
   await p.listener.close(100);
   await endedWithin(client, 1000);
   const [line] = await p.waitForAccessLogs(1);

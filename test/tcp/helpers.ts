@@ -14,6 +14,7 @@ import { TcpListener } from '../../src/proxy/tcp/tcp-listener.js';
 import type { Host } from '../../src/upstream/host.js';
 import type { Outcome } from '../../src/upstream/outcome.js';
 import { Upstream } from '../../src/upstream/upstream.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 export type OriginBehaviour =
   /** Echo every byte back; a FIN is answered with a FIN once the echo is written. */
@@ -172,11 +173,7 @@ ${servers.map((s) => (typeof s === 'string' ? `      - { address: "${s}" }` : ` 
     outcomes,
     accessLogs,
     async waitForAccessLogs(n, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      while (accessLogs().length < n) {
-        if (Date.now() > deadline) throw new Error(`expected ${n} access-log lines, got ${accessLogs().length}`);
-        await sleep(5);
-      }
+      await waitFor(() => accessLogs().length >= n, { timeoutMs, intervalMs: 5, what: () => `${n} access-log lines (got ${accessLogs().length})` });
       return accessLogs();
     },
     stop(drainMs = 0) {
@@ -187,10 +184,6 @@ ${servers.map((s) => (typeof s === 'string' ? `      - { address: "${s}" }` : ` 
       return stopped;
     },
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A connected client socket (half-open allowed, so a test can end its side and keep reading). */

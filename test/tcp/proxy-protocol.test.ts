@@ -16,7 +16,8 @@ import {
   readProxyHeader,
   V2_SIGNATURE,
 } from '../../src/proxy/tcp/proxy-protocol.js';
-import { connectClient, sleep } from './helpers.js';
+import { connectClient } from './helpers.js';
+import { sleep } from '../helpers/wait.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const SIG = '0d0a0d0a000d0a515549540a';
