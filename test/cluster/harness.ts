@@ -1,5 +1,5 @@
 /**
- * The `ballast` command in cluster mode as a user runs it: `node dist/cli.js --config FILE` (built by `pretest`),
+ * The `ballast` command in cluster mode as a user runs it: `node dist/cli.js --config FILE` (built once per test run by test/helpers/build.ts),
  * a separate process tree (primary and workers), real signals, real sockets on 127.0.0.1. Logs are read from the
  * shared stdout, one JSON object per line; `worker` on a line says which worker wrote it.
  */
