@@ -74,7 +74,7 @@ describe('pipelining', () => {
       }, 5);
     });
     const b = await ballast(simpleConfig([origin.address]).replace('access_log: true', 'access_log: false'));
-    const n = 200;
+    const n = 60;
     const pipelined = Array.from({ length: n }, (_, i) => `GET /p${i} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
     const socket = connect(b.port, '127.0.0.1', () => socket.write(pipelined));
     socket.on('error', () => {});
@@ -91,6 +91,65 @@ describe('pipelining', () => {
     expect(seen.indexOf('/other')).toBeLessThan(seen.length - 1);
     const bodies = [...text.matchAll(/\r\n\r\n(\/p\d+)/g)].map((m) => m[1]);
     expect(bodies).toEqual(piped);
+  });
+
+  it('a connection with more than 64 requests waiting is closed: the flood reaches the origin one request at a time, and nothing is held', async () => {
+    let inflight = 0;
+    let most = 0;
+    let seen = 0;
+    const origin = await rawOrigin((req, _socket, res) => {
+      most = Math.max(most, ++inflight);
+      seen++;
+      req.resume();
+      setTimeout(() => {
+        inflight--;
+        res.end('x');
+      }, 50);
+    });
+    const b = await ballast(simpleConfig([origin.address]).replace('access_log: true', 'access_log: false'));
+    const text = await exchangeRaw(b.port, 'GET /p HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    expect(text).toBe('');
+    // The first request may not even have reached the origin before its connection was closed.
+    expect(most).toBeLessThanOrEqual(1);
+    expect(seen).toBeLessThanOrEqual(1);
+    const dropped = await metric(b, 'ballast_bad_requests_total{listener="web",reason="pipeline-overflow"}');
+    expect(Number(dropped[0]?.split(' ')[1])).toBeGreaterThan(64);
+    const upstream = b.ballast.upstreams.get('pool')!;
+    await waitFor(() => upstream.breaker.active === 0 && upstream.hosts[0]!.inflight === 0 && b.ballast.httpListeners[0]!.forwarder.exchanges === 0, { what: 'nothing held' });
+    expect(b.logs.filter((l) => l.msg === 'connection closed: too many pipelined requests waiting')).toHaveLength(1);
+  });
+
+  it('a client that closes with requests waiting sends none of them upstream', async () => {
+    const seen: string[] = [];
+    const origin = await rawOrigin((req, _socket, res) => {
+      seen.push(req.url ?? '');
+      req.resume();
+      setTimeout(() => res.end('a'.repeat(64 * 1024)), 30);
+    });
+    const b = await ballast(simpleConfig([origin.address]));
+    await new Promise<void>((resolve) => {
+      const socket = connect(b.port, '127.0.0.1', () => {
+        socket.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n\r\n');
+        setTimeout(() => socket.destroy(), 10);
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve());
+    });
+    const upstream = b.ballast.upstreams.get('pool')!;
+    await waitFor(() => b.ballast.httpListeners[0]!.forwarder.exchanges === 0 && upstream.hosts[0]!.inflight === 0, { what: 'every exchange over' });
+    expect(seen).toEqual(['/one']);
+    await waitFor(() => b.logs.filter((l) => l.kind === 'access').length === 3, { what: 'three access lines' });
+    expect(b.logs.filter((l) => l.kind === 'access').map((l) => l.status)).toEqual([499, 499, 499]);
+  });
+
+  it('a WebSocket handshake pipelined behind a request in flight closes the connection instead of overtaking its answer', async () => {
+    const [o] = await origins(1);
+    o!.mode = 'hang';
+    const b = await ballast(simpleConfig([o!.address]));
+    const text = await exchangeRaw(b.port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    expect(text).not.toContain('101');
+    const upstream = b.ballast.upstreams.get('pool')!;
+    await waitFor(() => upstream.hosts[0]!.inflight === 0, { what: 'the hung request cancelled' });
   });
 });
 

@@ -291,6 +291,11 @@ const httpListener = z.strictObject({
      * 408. 0: no limit (request_timeout still bounds the whole request).
      */
     body_timeout: duration.default(60_000),
+    /**
+     * Longest a client may read nothing of a response being written to it (NGINX `send_timeout`): beyond it the
+     * connection is reset and the upstream request aborted. 0: no limit.
+     */
+    send_timeout: duration.default(60_000),
     /** Larger request bodies get 413; 0 (the default): no limit. */
     max_body_size: size.default(0),
     rate_limit: rateLimit.optional(),

@@ -30,7 +30,7 @@ const COMPLETE: AttemptEnd = Object.freeze({ kind: 'complete' });
 /** What an attempt needs of its exchange. */
 export interface AttemptOwner {
   readonly down: Downstream;
-  /** The client is still sending the request body: the per-try timeout waits for its end (bodySent). */
+  /** The client is still sending the request body, and is what it waits for: the per-try timeout waits for its end (bodySent). */
   readonly uploading: boolean;
   /** Whether a response with this status must be held for the retry policy. */
   holds(status: number): boolean;

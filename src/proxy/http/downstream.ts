@@ -39,6 +39,8 @@ export interface Downstream {
   fail(failure: Failure, requestId: string | undefined, detail?: string, extra?: Record<string, string>): void;
   /** node:http gave up waiting for the rest of the request (`client.request_timeout`) and answered 408 itself. */
   readonly timedOut: boolean;
+  /** Calls `onStall` if the client reads nothing of the response for `ms` while it is being written. */
+  watchSend(ms: number, onStall: () => void): void;
   /** Calls `onSlow` if `ms` pass between two reads of the request body, until the body is complete. */
   watchBody(ms: number, onSlow: () => void): void;
   /** Calls `listener` once if the client goes away before the response is complete (at once if it has already). */

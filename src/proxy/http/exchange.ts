@@ -95,6 +95,8 @@ export class Exchange implements AttemptOwner {
   #begin(): void {
     const { down } = this;
     down.onGone(this.#onGone);
+    const sendTimeout = this.#route.client.sendTimeoutMs;
+    if (sendTimeout > 0) down.watchSend(sendTimeout, this.#onStall);
     const deps = this.#forwarder.deps;
     const clientIp = down.clientIp;
     const trusted = deps.trustedProxies !== undefined && deps.trustedProxies.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4');
@@ -135,9 +137,9 @@ export class Exchange implements AttemptOwner {
     return read === 'whole' && !this.#gone;
   }
 
-  /** Whether the client is still sending the request body. */
+  /** Whether the request waits on the client, still sending its body (not on the upstream, not reading it). */
   get uploading(): boolean {
-    return this.#body?.uploading ?? false;
+    return this.#body?.waitingForClient ?? false;
   }
 
   /** How long an attempt may wait for its response head from now: the per-try timeout within the deadline. */
@@ -340,9 +342,14 @@ export class Exchange implements AttemptOwner {
     this.#wake?.();
   };
 
+  readonly #onStall = (): void => this.#blameClient(FAILURES.clientTimeout, 'client too slow to read its response');
+
   /** End the exchange as the client's fault: the upstream request is aborted, reported as nobody's failure. */
   #blameClient(failure: Failure, detail: string): void {
-    if (this.#finished || this.#gone) return;
+    // Over already (the origin answered early): nothing to abort, but a client still trickling a body it was told
+    // is not wanted must not hold the connection until request_timeout.
+    if (this.#finished) return this.down.reset();
+    if (this.#gone) return;
     this.#clientFault = { failure, detail };
     this.#onGone();
   }

@@ -11,7 +11,7 @@ import { FAILURES, type Failure } from './failures.js';
 import type { CompiledRoute, ExchangeSite, ForwarderDeps } from './forwarder-config.js';
 import { framingProblem } from './framing.js';
 import { Http1Downstream } from './http1-downstream.js';
-import { admit } from './pipeline.js';
+import { admit, busy } from './pipeline.js';
 import { sendFailure, writeFailure } from './respond.js';
 import { UpgradeDownstream } from './upgrade-downstream.js';
 
@@ -46,6 +46,13 @@ export class HttpForwarder implements ExchangeSite {
 
   readonly failed = (err: unknown): void => this.deps.log.error({ err }, 'exchange failed');
 
+  /** A connection closed for pipelining too deep (pipeline.ts): its waiting requests are dropped, counted once. */
+  readonly #pipelineOverflow = (dropped: number, closed: boolean): void => {
+    const deps = this.deps;
+    deps.metrics.badRequests.inc({ listener: deps.listener, reason: 'pipeline-overflow' }, dropped);
+    if (closed) deps.log.warn({ listener: deps.listener, dropped }, 'connection closed: too many pipelined requests waiting');
+  };
+
   /** The `request` listener of the node:http server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     req.on('error', noop);
@@ -68,12 +75,18 @@ export class HttpForwarder implements ExchangeSite {
       sendFailure(res, FAILURES.rateLimited, undefined, false, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
       return;
     }
-    admit(req.socket, new Exchange(this, route, new Http1Downstream(req, res)));
+    admit(req.socket, new Exchange(this, route, new Http1Downstream(req, res)), this.#pipelineOverflow);
   };
 
   /** The `upgrade` listener of the node:http server (RFC 9110 §7.8). */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', noop);
+    // Pipelined behind a request still in flight: a 101 would overtake its answer (RFC 9112 §9.3.2 keeps answers in
+    // order), and the socket would turn into a tunnel under it. No client does this; the connection is closed.
+    if (busy(req.socket)) {
+      socket.destroy();
+      return;
+    }
     const websocket = (req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
     const route = this.#admit(req, true, websocket);
     if (route === ASTERISK) return writeFailure(socket, FAILURES.badRequest, 'asterisk-form request target in an upgrade');

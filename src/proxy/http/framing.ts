@@ -15,6 +15,16 @@ const refused = new WeakSet<object>();
 /** Node's own default for `server.maxHeadersCount` (1000 fields, as 2000 raw name/value entries). */
 const NODE_MAX_HEADER_ENTRIES = 2000;
 
+/** No further request of this connection is processed: it was answered with `connection: close` (a 413, a 408). */
+export function refuseConnection(socket: object): void {
+  refused.add(socket);
+}
+
+/** Whether a request on this connection was refused, so nothing after it may go upstream. */
+export function isRefused(socket: object): boolean {
+  return refused.has(socket);
+}
+
 /** Why a request is refused, or undefined when its framing is unambiguous. */
 export function framingProblem(req: IncomingMessage, upgrade: boolean): string | undefined {
   const socket = req.socket as object | null | undefined;

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
 import type { Downstream } from './downstream.js';
 import type { Failure } from './failures.js';
-import { hasRequestBody } from './framing.js';
+import { hasRequestBody, isRefused, refuseConnection } from './framing.js';
 import { finished } from './pipeline.js';
 import { reasonFor, sendFailure } from './respond.js';
 
@@ -21,6 +21,12 @@ export class Http1Downstream implements Downstream {
   bytesSent = 0;
   /** The connection, kept: node:http detaches it from the request once the response is done. */
   readonly #socket: Socket;
+  /** What onGone registered on the connection, removed when the exchange is done. */
+  #gone: (() => void) | undefined;
+  /** `client.send_timeout`, and what to call when it passes with the client not reading. */
+  #sendTimeoutMs = 0;
+  #onStall: (() => void) | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse) {
     this.req = req;
@@ -61,6 +67,9 @@ export class Http1Downstream implements Downstream {
   }
 
   respond(status: number, reason: string, headers: string[]): void {
+    // The origin answered before the request body was all here (an early 401, a 413): the rest of the body is not
+    // waited for. The connection closes after the response rather than reading a body nobody wants.
+    if (!this.req.complete) this.res.shouldKeepAlive = false;
     const phrase = reasonFor(status, reason, false);
     if (phrase !== undefined) this.res.writeHead(status, phrase, headers);
     else this.res.writeHead(status, headers);
@@ -72,8 +81,20 @@ export class Http1Downstream implements Downstream {
   write(chunk: Buffer, resume: () => void): boolean {
     this.bytesSent += chunk.length;
     if (this.res.write(chunk)) return true;
-    this.res.once('drain', resume);
+    if (this.#sendTimeoutMs > 0) {
+      // NGINX send_timeout: a client that reads nothing for this long does not hold the upstream connection forever.
+      this.#stallTimer = setTimeout(this.#onStall!, this.#sendTimeoutMs);
+      this.res.once('drain', () => {
+        clearTimeout(this.#stallTimer);
+        resume();
+      });
+    } else this.res.once('drain', resume);
     return false;
+  }
+
+  watchSend(ms: number, onStall: () => void): void {
+    this.#sendTimeoutMs = ms;
+    this.#onStall = onStall;
   }
 
   end(): void {
@@ -91,20 +112,22 @@ export class Http1Downstream implements Downstream {
       this.reset();
       return;
     }
+    // RFC 9112 §9.6: after a `close` nothing more of this connection is processed, pipelined requests included.
+    if (failure.close === true) refuseConnection(this.#socket);
     sendFailure(this.res, failure, requestId, false, detail, extra);
   }
 
   onGone(listener: () => void): void {
-    const res = this.res;
-    // A pipelined request that waited its turn (pipeline.ts) may find its connection gone already.
-    if (res.destroyed) {
+    const socket = this.#socket;
+    // A pipelined request that waited its turn (pipeline.ts) may find its connection gone, or refused, already.
+    if (socket.destroyed || this.res.destroyed || isRefused(socket)) {
       listener();
       return;
     }
-    // `on`, not `once`: the response lives for one request, and `once` allocates a wrapper each time.
-    res.on('close', () => {
-      if (!res.writableFinished) listener();
-    });
+    // The connection, not the response: a response queued behind another is never attached to the socket, and
+    // would never see it close. The listener ignores a close after the exchange is over; done() removes it.
+    this.#gone = listener;
+    socket.on('close', listener);
   }
 
   get timedOut(): boolean {
@@ -120,6 +143,8 @@ export class Http1Downstream implements Downstream {
   }
 
   done(): void {
+    clearTimeout(this.#stallTimer);
+    if (this.#gone !== undefined) this.#socket.off('close', this.#gone);
     finished(this.#socket);
   }
 

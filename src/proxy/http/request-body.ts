@@ -30,6 +30,8 @@ export class RequestBody {
   uploading = true;
   /** The declared Content-Length, which the parser enforces; undefined for a chunked body. */
   readonly length: number | undefined;
+  /** The client's stream itself, before any size limit. */
+  readonly #source: Readable;
 
   /** The body of a request that has one; or why it is refused (a declared length over `max_body_size`). */
   static open(down: Downstream, limits: BodyLimits, events: UploadEvents): RequestBody | string {
@@ -45,12 +47,22 @@ export class RequestBody {
       this.uploading = false;
       events.complete();
     });
+    this.#source = body;
     if (limits.bodyTimeoutMs > 0) {
       down.watchBody(limits.bodyTimeoutMs, () => {
-        if (this.uploading) events.slow();
+        if (this.waitingForClient) events.slow();
       });
     }
     this.payload = limits.maxBodySize > 0 && length === undefined ? new SizeLimit(body, limits.maxBodySize, () => events.tooLarge()) : body;
+  }
+
+  /**
+   * The client is what the body waits for: it is still arriving, and nothing holds it back on our side. While the
+   * upstream is not reading (undici paused the stream, or no attempt has started reading yet), a silent client is
+   * not slow: the origin, or the queue for it, is.
+   */
+  get waitingForClient(): boolean {
+    return this.uploading && this.#source.readableFlowing === true;
   }
 
   /** Whether a retry can send it again: read whole, or a stream no attempt has read from yet. */
