@@ -319,6 +319,60 @@ describe('rate_limit', () => {
   });
 });
 
+describe('clients that do not read, and what is asked before a body is sent', () => {
+  it('a client that reads nothing of a large response is reset after send_timeout, and its upstream connection freed', async () => {
+    const big = Buffer.alloc(32 * 1024 * 1024, 97);
+    const origin = await rawOrigin((req, _socket, res) => {
+      req.resume();
+      res.end(big);
+    });
+    const b = await ballast(simpleConfig([origin.address], '    limits: { max_connections: 2 }', '    client: { send_timeout: 500ms }'));
+    const stuck = [1, 2].map(() => {
+      const socket = connect(b.port, '127.0.0.1', () => socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.on('error', () => {});
+      socket.pause();
+      cleanup.push(() => void socket.destroy());
+      return socket;
+    });
+    expect(stuck).toHaveLength(2);
+    const upstream = b.ballast.upstreams.get('pool')!;
+    await waitFor(() => b.logs.filter((l) => l.kind === 'access' && l.url === '/big').length === 2, { what: 'both stalled exchanges ended' });
+    expect(b.logs.filter((l) => l.kind === 'access' && l.url === '/big').map((l) => l.detail)).toEqual(Array(2).fill('client too slow to read its response'));
+    await waitFor(() => upstream.hosts[0]!.inflight === 0, { what: 'leases given back' });
+  });
+
+  it('Expect: 100-continue gets its 100 only once the request is admitted', async () => {
+    const [o] = await origins(1);
+    const b = await ballast(simpleConfig([o!.address], '', '    client: { max_body_size: 10 }'));
+    const refused = await exchangeRaw(b.port, 'POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n', 2000);
+    expect(refused.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
+    expect(refused).not.toContain('100 Continue');
+    const admitted = await new Promise<string>((resolve) => {
+      const socket = connect(b.port, '127.0.0.1', () => socket.write('POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (text.startsWith('HTTP/1.1 100 Continue') && !text.includes('200')) socket.write('hello');
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(text));
+    });
+    expect(admitted.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK')).toBe(true);
+    expect(o!.received.map((r) => r.bodyBytes)).toEqual([5]);
+  });
+
+  it('client-ip behind trusted_proxies is the client the proxy names, so a flood through one load balancer is limited per client', async () => {
+    const [o] = await origins(1);
+    const b = await ballast(simpleConfig([o!.address], '', '    trusted_proxies: [127.0.0.0/8]\n    client: { rate_limit: { rate: 1, per: 1m, burst: 1 } }'));
+    const from = (chain: string) => get(b.url('/'), { headers: { 'x-forwarded-for': chain } });
+    expect((await from('203.0.113.7')).status).toBe(200);
+    expect((await from('203.0.113.7')).status).toBe(429);
+    // What the client wrote left of the last untrusted hop does not give it a new bucket.
+    expect((await from('198.51.100.1, 203.0.113.7')).status).toBe(429);
+    expect((await from('203.0.113.8')).status).toBe(200);
+  });
+});
+
 describe('what no proxy should pass on, and what every answer carries', () => {
   it('an origin status outside 100-599 is a 502 invalid response, never relayed', async () => {
     for (const line of ['HTTP/1.1 600 Weird', 'HTTP/1.1 099 Early']) {
@@ -340,6 +394,15 @@ describe('what no proxy should pass on, and what every answer carries', () => {
     expect(theirs.headers['x-request-id']).toBe('abc-123');
     plain!.mode = { status: 200, headers: { 'x-request-id': 'origin-1' } };
     expect((await get(b.url('/'))).headers['x-request-id']).toBe('origin-1');
+  });
+
+  it('answers Ballast makes itself carry x-request-id too', async () => {
+    const [o] = await origins(1);
+    const b = await ballast(simpleConfig([o!.address]).replace('      - upstream: pool', '      - { match: { host: only.example }, upstream: pool }'));
+    for (const raw of ['GET / HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n', 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n']) {
+      const text = await exchangeRaw(b.port, raw, 2000);
+      expect(text).toMatch(/\r\nx-request-id: [^\r]+\r\n/i);
+    }
   });
 
   it('OPTIONS * is answered by Ballast with 200 and Allow, and never reaches an origin', async () => {

@@ -27,6 +27,8 @@ export interface Downstream {
   /** Response body bytes written so far. */
   readonly bytesSent: number;
 
+  /** The request is admitted and its body wanted: send `100 Continue` if the client is waiting for one. */
+  continue(): void;
   /** Send the response head; `reason` may be empty or unwritable, and is then the standard one. */
   respond(status: number, reason: string, headers: string[]): void;
   /** Write body bytes; false means the client is slow: undici is paused, and `resume` is called on drain. */

@@ -3,6 +3,7 @@
  * ambiguous framing, routes it, and hands it to an Exchange (exchange.ts) through the Downstream that fits.
  * It also counts the exchanges in flight, so shutdown can wait for them.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
@@ -20,8 +21,14 @@ const noop = (): void => {};
 /** `OPTIONS *` (RFC 9112 §3.2.4), answered here. */
 const ASTERISK = Symbol('OPTIONS *');
 
-/** What `OPTIONS *` answers: the methods Ballast forwards (CONNECT gets 405, listener.ts). */
-const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE';
+/** The methods Ballast forwards: what `OPTIONS *` answers, and the `Allow` of CONNECT's 405 (listener.ts). */
+export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE';
+
+/** The id of a request answered here: the client's own `X-Request-Id`, or a new one (headers.ts does the same). */
+function requestIdOf(req: IncomingMessage): string {
+  const own = req.headers['x-request-id'];
+  return typeof own === 'string' && own !== '' ? own : randomUUID();
+}
 
 /** A request answered here, without an upstream. */
 class Refusal {
@@ -60,19 +67,19 @@ export class HttpForwarder implements ExchangeSite {
     const route = this.#admit(req, false, false);
     if (route === ASTERISK) {
       // RFC 9110 §9.3.7: `OPTIONS *` asks what the server supports; the proxy answers for itself.
-      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0 });
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, 'x-request-id': requestIdOf(req) });
       res.end();
       return;
     }
     if (route instanceof Refusal) {
       // A malformed request gets its connection closed (RFC 9112 §2.2), and says what was wrong.
       const malformed = route.failure === FAILURES.badRequest;
-      sendFailure(res, route.failure, undefined, malformed, malformed ? route.detail : undefined);
+      sendFailure(res, route.failure, requestIdOf(req), malformed, malformed ? route.detail : undefined);
       return;
     }
     const wait = this.#rateLimited(req, route);
     if (wait > 0) {
-      sendFailure(res, FAILURES.rateLimited, undefined, false, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      sendFailure(res, FAILURES.rateLimited, requestIdOf(req), false, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
       return;
     }
     admit(req.socket, new Exchange(this, route, new Http1Downstream(req, res)), this.#pipelineOverflow);
@@ -91,12 +98,12 @@ export class HttpForwarder implements ExchangeSite {
     const route = this.#admit(req, true, websocket);
     if (route === ASTERISK) return writeFailure(socket, FAILURES.badRequest, 'asterisk-form request target in an upgrade');
     if (route instanceof Refusal) {
-      writeFailure(socket, route.failure, route.failure === FAILURES.badRequest ? route.detail : undefined);
+      writeFailure(socket, route.failure, route.failure === FAILURES.badRequest ? route.detail : undefined, requestIdOf(req));
       return;
     }
     const wait = this.#rateLimited(req, route);
     if (wait > 0) {
-      writeFailure(socket, FAILURES.rateLimited, undefined, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      writeFailure(socket, FAILURES.rateLimited, undefined, requestIdOf(req), { 'retry-after': String(Math.ceil(wait / 1000)) });
       return;
     }
     new Exchange(this, route, new UpgradeDownstream(req, socket, head, websocket)).start();

@@ -57,10 +57,14 @@ export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerD
   const router = new Router(config, deps.upstreams);
   const routes = new Map<Route, CompiledRoute>();
   const listenerLimit = config.client.rate_limit;
+  const trusted = trustedProxies(config.trusted_proxies);
+  /** The buckets this config uses; the others (limits removed or changed) are dropped below. */
+  const used = new Set<string>();
   for (const route of router.routes) {
     const own = route.client?.rate_limit;
     const limit = own === 'off' ? undefined : (own ?? listenerLimit);
-    const label = own === undefined ? '' : String(route.index);
+    // A route's own buckets follow what it matches, not its position: a reload that adds a route before it keeps them.
+    const scope = own === undefined ? '' : `${route.host ?? ''} ${route.pathPrefix ?? ''} ${route.upstream.name}`;
     const upstream = route.upstream;
     const sticky = upstream.config.sticky;
     routes.set(route, {
@@ -73,14 +77,15 @@ export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerD
       client: { maxBodySize: route.client?.max_body_size ?? config.client.max_body_size, bodyTimeoutMs: config.client.body_timeout, sendTimeoutMs: config.client.send_timeout },
       rateLimit: limit === undefined
         ? undefined
-        : compileRateLimit(limit, `${config.name}\u0000${label}`, limiters, monotonic, deps.metrics.rateLimitedCell(config.name, String(route.index))),
+        : compileRateLimit(limit, `${config.name}\u0000${scope}`, limiters, used, monotonic, deps.metrics.rateLimitedCell(config.name, String(route.index)), trusted),
     });
   }
+  for (const id of limiters.keys()) if (!used.has(id)) limiters.delete(id);
   return {
     listener: config.name,
     router,
     routes,
-    trustedProxies: trustedProxies(config.trusted_proxies),
+    trustedProxies: trusted,
     metrics: deps.metrics,
     log: deps.log,
     accessLog: deps.accessLog,

@@ -66,6 +66,12 @@ export class Http1Downstream implements Downstream {
     return false;
   }
 
+  continue(): void {
+    // node:http leaves `100-continue` to its 'checkContinue' listener (listener.ts), which is this forwarder.
+    const expect = this.req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() === '100-continue' && !this.res.headersSent) this.res.writeContinue();
+  }
+
   respond(status: number, reason: string, headers: string[]): void {
     // The origin answered before the request body was all here (an early 401, a 413): the rest of the body is not
     // waited for. The connection closes after the response rather than reading a body nobody wants.

@@ -2,6 +2,7 @@
  * One HTTP listener: a node:http server with limits against slow and abusive clients, the forwarder for requests,
  * the tunnel for upgrades, and a clean answer (400/408/431 then close) for what the parser refuses.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -9,7 +10,7 @@ import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { compileForwarder, type HttpListenerDeps } from './forwarder-config.js';
 import type { RateLimiters } from './route-rate-limit.js';
-import { HttpForwarder } from './forward.js';
+import { ALLOWED_METHODS, HttpForwarder } from './forward.js';
 import { timedOut } from './http1-downstream.js';
 import { listen } from '../../util/listen.js';
 
@@ -42,7 +43,8 @@ export class HttpListener {
       maxHeaderSize: client.max_header_size,
       // Never: the lenient parser is what request smuggling feeds on.
       insecureHTTPParser: false,
-      requireHostHeader: true,
+      // framing.ts refuses a missing Host itself, with the error code and request id every answer carries.
+      requireHostHeader: false,
       noDelay: true,
       // How often Node enforces headers_timeout/request_timeout (default 30 s): a stalled request line is cut
       // within a second of its deadline, not half a minute later.
@@ -50,12 +52,15 @@ export class HttpListener {
     });
     if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
     this.server.on('request', this.forwarder.handle);
+    // `Expect: 100-continue`: the 100 is sent once the request is admitted (routed, under its limits), not by
+    // node:http up front, so a request that will be refused is answered before its body is sent (RFC 9110 §10.1.1).
+    this.server.on('checkContinue', this.forwarder.handle);
     this.server.on('upgrade', this.forwarder.handleUpgrade);
     this.server.on('clientError', onClientError);
     // A reverse proxy is not a forward proxy: CONNECT tunnels are refused (RFC 9110 §9.3.6 lets a server decline).
     this.server.on('connect', (_req, socket: Duplex) => {
       socket.on('error', () => {});
-      socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${ALLOWED_METHODS}\r\nconnection: close\r\ncontent-length: 0\r\nx-request-id: ${randomUUID()}\r\n\r\n`);
     });
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
     // Per connection: a Set entry and a count the scrape reads (a prom-client gauge child would turn its labels into
@@ -144,7 +149,8 @@ function onClientError(err: Error & { code?: string; bytesParsed?: number; rawPa
     // The exchange of that request sees its client go, and logs it as this 408, not as a client that left.
     if (pending != null) timedOut.add(pending as ServerResponse);
   }
-  const response = `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+  // Every response carries a request id, these too (there is no request to take one from).
+  const response = `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\nx-request-id: ${randomUUID()}\r\n\r\n`;
   // A pending request is cancelled as soon as the answer is flushed (the socket's close aborts its upstream attempt),
   // rather than waiting for the client to close its side.
   if (pending != null) socket.end(response, () => socket.destroy());

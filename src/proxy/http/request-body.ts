@@ -38,6 +38,7 @@ export class RequestBody {
     const cl = down.headers['content-length'];
     const length = cl === undefined ? undefined : Number(cl);
     if (limits.maxBodySize > 0 && length !== undefined && length > limits.maxBodySize) return `Content-Length ${length} over max_body_size ${limits.maxBodySize}`;
+    down.continue();
     return new RequestBody(down, down.body!, length, limits, events);
   }
 

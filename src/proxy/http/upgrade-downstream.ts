@@ -130,6 +130,9 @@ export class UpgradeDownstream implements Downstream {
   /** An upgrade request has no body (framing.ts refuses one that says it has). */
   watchBody(): void {}
 
+  /** No body, so nothing to continue. */
+  continue(): void {}
+
   /** A non-101 answer is relayed on the raw socket; a tunnel has `timeouts.idle` both ways. */
   watchSend(): void {}
 
