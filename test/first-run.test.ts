@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { configJsonSchema, configJsonSchemaText } from '../src/config/json-schema.js';
+import { configJsonSchema, configJsonSchemaText, DESCRIPTIONS } from '../src/config/json-schema.js';
 import { parseConfig } from '../src/config/load.js';
 import { DEMO_PORTS } from '../src/demo.js';
 import { prettyDestination } from '../src/log.js';
@@ -349,6 +349,14 @@ describe('the JSON Schema', () => {
 
   it('schema/ballast.schema.json is up to date with the zod schema (npm run schema writes it)', () => {
     expect(readFileSync(shipped, 'utf8'), 'run npm run schema').toBe(configJsonSchemaText());
+  });
+
+  it('describes keys for editors, each description on a key that exists', () => {
+    const text = configJsonSchemaText();
+    const lost = Object.entries(DESCRIPTIONS).filter(([, d]) => !text.includes(`"description": ${JSON.stringify(d)}`)).map(([path]) => path);
+    expect(lost).toEqual([]);
+    const schema = configJsonSchema() as { properties: { upstreams: { items: { properties: { balance: { description: string } } } } } };
+    expect(schema.properties.upstreams.items.properties.balance.description).toContain('round-robin (default)');
   });
 
   it('ballast schema prints it', async () => {
