@@ -64,6 +64,7 @@ function formatMs(ms: number): string {
   return `${ms}ms`;
 }
 
+/** Port 0 is left to the system: in a cluster the primary does not know which port a worker got. */
 function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return `${host.includes(':') ? `[${host}]` : host}:${port === 0 ? '0 (a free port)' : port}`;
 }
