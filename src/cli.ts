@@ -39,7 +39,7 @@ Options:
   -h, --help              print this help
   -v, --version           print the version
 
-Signals while running: SIGTERM or Ctrl-C drains requests in flight and exits 0 (twice: at once);
+Signals while running: SIGTERM or Ctrl-C drains requests in flight and exits 0 (a second one exits at once);
 SIGHUP reloads the config file (an invalid one is refused and the running config kept).
 
 Environment:
