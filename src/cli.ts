@@ -1,62 +1,145 @@
 #!/usr/bin/env node
 /**
- * `ballast --config FILE` runs; `ballast validate --config FILE` checks a file and exits non-zero with every error;
- * `ballast` alone runs the embedded demo (three local origins with Ballast in front).
+ * The `ballast` command (USAGE below says it all):
+ * - `ballast --config FILE` (or `ballast run --config FILE`) runs; `ballast validate --config FILE` checks a file and
+ *   exits 1 with every error; `ballast demo` runs the embedded demo; `ballast schema` prints the config's JSON Schema.
+ * - `ballast` alone prints the usage and exits 2: starting a proxy and three origins on five ports is something to
+ *   ask for (`ballast demo`), not what a bare command should do.
  * SIGTERM/SIGINT: stop accepting, drain in-flight requests up to `shutdown.drain_timeout`, exit 0.
  * SIGHUP: reload the file; an invalid one is refused (every error logged) and the running config kept.
  * `workers: N > 1` (or `auto`, one per core) runs a node:cluster primary and N workers (src/cluster/primary.ts), with
  * the same commands and signals; `workers: 1` is one process, with no cluster and no IPC.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Ballast } from './ballast.js';
 import { ClusterPrimary, workerCount } from './cluster/primary.js';
-import { formatConfigErrors, loadConfigFile } from './config/load.js';
-import { runDemo } from './demo.js';
+import { configJsonSchemaText } from './config/json-schema.js';
+import { formatConfigErrors, loadConfigFile, type ConfigError } from './config/load.js';
+import { demoFailed, runDemo } from './demo.js';
+import { createCliLogger, LOG_FORMATS, type LogFormat } from './log.js';
 import { onShutdownSignal } from './signals.js';
+import { logClusterSummary, logStartupSummary } from './startup-summary.js';
 
-const USAGE = `usage:
-  ballast [--config FILE]            run (without --config: the demo with its own local origins)
-  ballast validate --config FILE     check a config file; exit 1 with every error
+const USAGE = `Usage: ballast <command> [options]
+
+Commands:
+  run --config FILE       run a proxy from a config file (the default command: ballast --config FILE)
+  validate --config FILE  check a config file; print every error with its line and column, exit 1 if any
+  demo                    three local origins with Ballast in front, to try it (http://127.0.0.1:8080;
+                          busy ports are replaced by free ones, BALLAST_DEMO_PORT sets the proxy's)
+  schema                  print the config file's JSON Schema (for editors; also schema/ballast.schema.json)
+  help                    print this help
+
+Options:
+  -c, --config FILE       the config file, YAML or JSON (examples: config/*.yaml in the package)
+      --log-format FMT    auto (default): pretty on a terminal, JSON lines otherwise; or json, pretty
+                          (with workers above 1, logs are always JSON)
+  -h, --help              print this help
+  -v, --version           print the version
+
+Signals while running: SIGTERM or Ctrl-C drains requests in flight and exits 0 (a second one exits at once);
+SIGHUP reloads the config file (an invalid one is refused and the running config kept).
+
+Environment:
+  BALLAST_DEMO_PORT       the demo's proxy port (default 8080); the demo fails if it is taken
+  NO_COLOR, FORCE_COLOR   colours of pretty logs
+  \${VAR} in a config file reads VAR from the environment (\${VAR:-default} with a default).
 `;
 
+/** A mistake in how the command was called: one line, a pointer to --help, exit 2. */
+class UsageError extends Error {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      allowPositionals: true,
+    });
+  } catch (err) {
+    // parseArgs says e.g. "Unknown option '--foo'. To specify a positional argument starting with a '-', …"
+    throw new UsageError((err as Error).message.split('. ')[0]!.replace(/^Unknown/, 'unknown').replace(/^Option/, 'option'));
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-  });
-  if (values.help) {
+  const { values, positionals } = parse(argv);
+  if (values.version) {
+    process.stdout.write(`ballast ${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0] ?? (values.config === undefined ? undefined : 'run');
+  if (values.help || command === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
-  const command = positionals[0] ?? 'run';
-  if (command !== 'run' && command !== 'validate') {
-    process.stderr.write(`unknown command: ${command}\n${USAGE}`);
+  if (command === undefined) {
+    process.stderr.write(`ballast: no command given. To try it: ballast demo; to run a config: ballast --config FILE\n\n${USAGE}`);
     return 2;
   }
-  if (values.config === undefined) {
-    if (command === 'validate') {
-      process.stderr.write(`validate needs --config FILE\n${USAGE}`);
-      return 2;
-    }
-    await runDemo();
-    return -1;
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  const logFormat = values['log-format'] ?? 'auto';
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${logFormat}")`);
+
+  switch (command) {
+    case 'demo':
+      if (values.config !== undefined) throw new UsageError('the demo runs its own config: leave out --config');
+      await runDemo({ logFormat: logFormat as LogFormat }).catch(demoFailed);
+      return -1;
+    case 'schema':
+      process.stdout.write(configJsonSchemaText());
+      return 0;
+    case 'run':
+    case 'validate':
+      if (values.config === undefined) throw new UsageError(`${command} needs --config FILE`);
+      return command === 'validate' ? validate(values.config) : run(values.config, logFormat as LogFormat);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
   }
-  const result = await loadConfigFile(values.config);
+}
+
+/** Print a refused file's errors: one line when it could not be read, else a count and every error in place. */
+function reportErrors(file: string, errors: readonly ConfigError[]): void {
+  if (errors.length === 1 && errors[0]!.line === 0) {
+    process.stderr.write(`ballast: ${file}: ${errors[0]!.message}\n`);
+    return;
+  }
+  process.stderr.write(`${file}: invalid config (${errors.length} error${errors.length === 1 ? '' : 's'})\n`);
+  process.stderr.write(`${formatConfigErrors(file, errors)}\n`);
+}
+
+async function validate(file: string): Promise<number> {
+  const result = await loadConfigFile(file);
   if (!result.ok) {
-    process.stderr.write(`${values.config}: invalid config (${result.errors.length} error${result.errors.length === 1 ? '' : 's'})\n`);
-    process.stderr.write(`${formatConfigErrors(values.config, result.errors)}\n`);
+    reportErrors(file, result.errors);
     return 1;
   }
-  if (command === 'validate') {
-    process.stdout.write(`${values.config}: ok\n`);
-    return 0;
+  process.stdout.write(`${file}: ok\n`);
+  return 0;
+}
+
+async function run(file: string, logFormat: LogFormat): Promise<number> {
+  const result = await loadConfigFile(file);
+  if (!result.ok) {
+    reportErrors(file, result.errors);
+    return 1;
   }
-  const file = values.config;
   const workers = workerCount(result.config.workers, availableParallelism());
   if (workers > 1) {
     const primary = await ClusterPrimary.start(file, result.config, workers);
+    logClusterSummary(primary.log, result.config);
     onShutdownSignal(async (signal) => {
       primary.log.info({ signal }, 'draining');
       await primary.stop();
@@ -66,7 +149,8 @@ async function main(argv: string[]): Promise<number> {
     });
     return -1;
   }
-  const ballast = await Ballast.start(result.config);
+  const ballast = await Ballast.start(result.config, { log: createCliLogger(result.config.logging.level, logFormat) });
+  logStartupSummary(ballast.log, ballast);
   onShutdownSignal(async (signal) => {
     ballast.log.info({ signal }, 'draining');
     await ballast.stop();
@@ -96,6 +180,11 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`ballast: ${err.message} (see ballast --help)\n`);
+      process.exitCode = 2;
+      return;
+    }
     process.stderr.write(`ballast: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   },

@@ -1,36 +1,57 @@
 /**
  * The embedded demo: three local origins and Ballast in front of them, round-robin with active health checks.
- * `npm run demo` (or `ballast` with no --config) runs it; the curl lines it prints show the balancing.
+ * `npm run demo` (or `ballast demo`) runs it; the curl lines it prints show the balancing.
+ *
+ * It binds 127.0.0.1 only, on ports 8080 (proxy), 9901 (admin) and 9001–9003 (origins) when they are free. A port
+ * another program holds is replaced by a free one the system picks, and the demo says so: a first run should serve,
+ * not stop on someone else's port. BALLAST_DEMO_PORT asks for the proxy's port; that one is not replaced, as it was
+ * asked for: if it is taken, the demo fails. Any failure to start is one line on stderr and exit 1, everything it
+ * had started closed, so the process never stays behind.
  */
+import { createServer as createNetServer } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { Ballast } from './ballast.js';
 import { parseConfig, formatConfigErrors } from './config/load.js';
+import { createCliLogger, type LogFormat } from './log.js';
 import { onShutdownSignal } from './signals.js';
+import { logStartupSummary } from './startup-summary.js';
+import { listen } from './util/listen.js';
 
-const PORT = Number(process.env.BALLAST_DEMO_PORT ?? 8080);
-const ORIGIN_PORTS = [9001, 9002, 9003];
+export const DEMO_PORTS = { proxy: 8080, admin: 9901, origins: [9001, 9002, 9003] } as const;
 
-export const DEMO_CONFIG = `
-admin: { listen: 127.0.0.1:9901 }
+export interface DemoPorts {
+  readonly proxy: number;
+  readonly admin: number;
+  readonly origins: readonly number[];
+}
+
+/** The demo's config: one listener, one upstream over the origins. Port 0 lets the system pick one. */
+export function demoConfig(ports: DemoPorts): string {
+  return `
+admin: { listen: 127.0.0.1:${ports.admin} }
 logging: { level: info, access_log: true }
 listeners:
   - name: web
     protocol: http
-    listen: 127.0.0.1:${PORT}
+    listen: 127.0.0.1:${ports.proxy}
     routes:
       - upstream: demo
 upstreams:
   - name: demo
     balance: round-robin
     servers:
-${ORIGIN_PORTS.map((p) => `      - { address: 127.0.0.1:${p} }`).join('\n')}
+${ports.origins.map((p) => `      - { address: 127.0.0.1:${p} }`).join('\n')}
     health_check: { type: http, path: /healthz, interval: 2s, timeout: 1s, initial_state: healthy }
     retry: { attempts: 3, per_try_timeout: 2s }
 `;
+}
+
+/** A reason the demo cannot start, said in one line. */
+export class DemoError extends Error {}
 
 /** A tiny origin that says who it is, so the rotation is visible. */
-function startOrigin(name: string, port: number): Promise<Server> {
+function originServer(name: string): Server {
   const server = createServer((req, res) => {
     if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -41,38 +62,108 @@ function startOrigin(name: string, port: number): Promise<Server> {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   });
   server.on('clientError', (_err, socket) => socket.destroy());
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
+  return server;
 }
 
-export async function runDemo(): Promise<void> {
-  const result = parseConfig(DEMO_CONFIG);
-  if (!result.ok) throw new Error(`demo config is invalid:\n${formatConfigErrors('demo', result.errors)}`);
-  const origins = await Promise.all(ORIGIN_PORTS.map((p, i) => startOrigin(`origin-${i + 1}`, p)));
-  const ballast = await Ballast.start(result.config);
+const isTaken = (err: unknown): boolean => ['EADDRINUSE', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '');
+
+/** Whether 127.0.0.1:port can be bound now (a moment later another program may take it: Ballast.start then fails). */
+async function isFree(port: number): Promise<boolean> {
+  const probe = createNetServer();
+  try {
+    await listen(probe, '127.0.0.1', port);
+  } catch (err) {
+    if (isTaken(err)) return false;
+    throw err;
+  }
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return true;
+}
+
+/** The proxy's port: BALLAST_DEMO_PORT exactly, or 8080 when free, else 0 (a free one). */
+async function proxyPort(requested: string | undefined): Promise<number> {
+  if (requested === undefined || requested === '') return (await isFree(DEMO_PORTS.proxy)) ? DEMO_PORTS.proxy : 0;
+  const port = Number(requested);
+  if (!/^\d+$/.test(requested) || port < 1 || port > 65535) throw new DemoError(`BALLAST_DEMO_PORT must be a port from 1 to 65535 (got "${requested}")`);
+  if (!(await isFree(port))) throw new DemoError(`port ${port} (BALLAST_DEMO_PORT) is already in use: choose another, or unset it to let the demo pick`);
+  return port;
+}
+
+export interface RunningDemo {
+  readonly ballast: Ballast;
+  readonly ports: DemoPorts;
+  stop(): Promise<void>;
+}
+
+/** Start the origins and Ballast; on any failure close what was started and throw (a DemoError when it is ours). */
+export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.ProcessEnv; say?: (line: string) => void } = {}): Promise<RunningDemo> {
+  const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const env = options.env ?? process.env;
+  const origins: Server[] = [];
+  const closeOrigins = () => Promise.all(origins.map((o) => new Promise<void>((resolve) => o.close(() => resolve()))));
+  try {
+    const originPorts: number[] = [];
+    for (const [i, preferred] of DEMO_PORTS.origins.entries()) {
+      const server = originServer(`origin-${i + 1}`);
+      const port = await listen(server, '127.0.0.1', preferred).catch((err: unknown) => {
+        if (!isTaken(err)) throw err;
+        return listen(server, '127.0.0.1', 0);
+      }).then((a) => a.port);
+      origins.push(server);
+      originPorts.push(port);
+      if (port !== preferred) say(`port ${preferred} is in use: origin-${i + 1} listens on 127.0.0.1:${port} instead`);
+    }
+    const proxy = await proxyPort(env.BALLAST_DEMO_PORT);
+    const admin = (await isFree(DEMO_PORTS.admin)) ? DEMO_PORTS.admin : 0;
+    const result = parseConfig(demoConfig({ proxy, admin, origins: originPorts }), env);
+    if (!result.ok) throw new Error(`demo config is invalid:\n${formatConfigErrors('demo', result.errors)}`);
+    const ballast = await Ballast.start(result.config, { log: createCliLogger('info', options.logFormat) });
+    const ports = { proxy: ballast.port('web'), admin: ballast.adminAddress.port, origins: originPorts };
+    if (proxy === 0) say(`port ${DEMO_PORTS.proxy} is in use: the proxy listens on 127.0.0.1:${ports.proxy} instead`);
+    if (admin === 0) say(`port ${DEMO_PORTS.admin} is in use: the admin endpoint listens on 127.0.0.1:${ports.admin} instead`);
+    logStartupSummary(ballast.log, ballast);
+    return {
+      ballast,
+      ports,
+      stop: async () => {
+        await ballast.stop(5000);
+        await closeOrigins();
+      },
+    };
+  } catch (err) {
+    await closeOrigins();
+    if (isTaken(err)) throw new DemoError(`${(err as Error).message}: another program took the port while the demo started; run it again`);
+    throw err;
+  }
+}
+
+export async function runDemo(options: { logFormat?: LogFormat } = {}): Promise<void> {
+  process.stdout.write('Ballast demo: starting three origins on 127.0.0.1 and Ballast in front of them (round-robin)…\n');
+  const demo = await startDemo(options);
+  const { proxy, admin, origins } = demo.ports;
   process.stdout.write(
     [
       '',
-      `Ballast demo: http://127.0.0.1:${PORT} -> origins on ${ORIGIN_PORTS.map((p) => `127.0.0.1:${p}`).join(', ')}`,
+      `Ballast demo: http://127.0.0.1:${proxy} -> origins on ${origins.map((p) => `127.0.0.1:${p}`).join(', ')}`,
       'Try:',
-      `  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:${PORT}/hello; done`,
-      '  curl -s http://127.0.0.1:9901/status',
-      '  curl -s http://127.0.0.1:9901/metrics | grep ballast_requests_total',
+      `  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:${proxy}/hello; done`,
+      `  curl -s http://127.0.0.1:${admin}/status`,
+      `  curl -s http://127.0.0.1:${admin}/metrics | grep ballast_requests_total`,
       'Ctrl-C drains and exits.',
       '',
     ].join('\n'),
   );
-  onShutdownSignal(async () => {
-    await ballast.stop(5000);
-    for (const o of origins) o.close();
-  });
+  onShutdownSignal(() => demo.stop());
+}
+
+/** The demo as a program (`node dist/demo.js`, `ballast demo`): a failure is one line and exit 1, never a hang. */
+export function demoFailed(err: unknown): void {
+  process.stderr.write(`ballast demo: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+  // Everything started was closed, so the process ends by itself; should anything still hold it, it ends anyway.
+  setTimeout(() => process.exit(1), 1000).unref();
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runDemo().catch((err: unknown) => {
-    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
+  runDemo().catch(demoFailed);
 }

@@ -4,3 +4,5 @@ export { parseConfig, loadConfigFile, formatConfigErrors, type ConfigError, type
 export type { Config, UpstreamConfig, ListenerConfig } from './config/schema.js';
 export { strategyFor } from './balancer/index.js';
 export type { Strategy, Picker, BalancedHost, BalanceName } from './balancer/types.js';
+export { configJsonSchema } from './config/json-schema.js';
+export { createLogger, type Logger } from './log.js';

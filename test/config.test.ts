@@ -4,11 +4,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig, type ConfigError } from '../src/config/load.js';
 import { parseDuration, parsePercent, parseSize } from '../src/config/units.js';
+import { closest, editDistance } from '../src/config/suggest.js';
 import type { Config } from '../src/config/schema.js';
 
 function withClient(client: string): string {
   return MINIMAL.replace('  - name: web\n', `  - name: web\n    client: ${client}\n`);
 }
+
+const byPosition = (a: string, b: string): number => {
+  const [la, ca] = a.split(' ')[0]!.split(':').map(Number);
+  const [lb, cb] = b.split(' ')[0]!.split(':').map(Number);
+  return la! - lb! || ca! - cb!;
+};
 
 function errorsOf(text: string, env: NodeJS.ProcessEnv = {}): ConfigError[] {
   const r = parseConfig(text, env);
@@ -82,8 +89,9 @@ upstreams:
     expect(byPath['upstreams[0].health_check.interval']!.message).toContain('duration');
     expect(byPath['upstreams[0].retry.budget']!.message).toContain('150%');
     expect(byPath['upstreams[0].retry.buffer_body']!.message).toContain('size');
-    // The route's upstream is only checked once the rest parses: fix-and-retry then shows it.
-    expect(errors.length).toBeGreaterThanOrEqual(6);
+    // References across keys are checked in the same pass, not once the rest parses.
+    expect(byPath['listeners[0].routes[0].upstream']).toMatchObject({ line: 6, message: 'no upstream is named "missing" (defined: api)' });
+    expect(errors.length).toBeGreaterThanOrEqual(7);
   });
 
   it('refuses references to upstreams that do not exist, and duplicate names', () => {
@@ -368,6 +376,80 @@ upstreams:
       const r = parseConfig(readFileSync(join(dir, f), 'utf8'), { BALLAST_ADMIN_TOKEN: 'x'.repeat(32) });
       expect(r.ok ? [] : r.errors, f).toEqual([]);
     }
+  });
+});
+
+describe('one pass, with suggestions', () => {
+  it('reports duplicates, unknown upstreams and a shared address beside schema errors, never a false reference error', () => {
+    const errors = errorsOf(`
+admin: { listen: 127.0.0.1:9901 }
+listeners:
+  - { name: web, listen: 127.0.0.1:9901, routes: [{ upstream: ap }], colour: red }
+  - { name: web, protocol: tcp, listen: 127.0.0.1:7000, upstream: api, idle_timeout: soon }
+upstreams:
+  - { name: api, balance: random, servers: [{ address: 127.0.0.1:9000 }, { address: 127.0.0.1:9000, weight: 0 }] }
+  - { name: api, servers: [{ address: nowhere }] }
+`);
+    expect(errors.map((e) => `${e.line}:${e.column} ${e.path}: ${e.message}`)).toEqual([
+      '4:26 listeners[0].listen: 127.0.0.1:9901 is already used by another listener or the admin listener',
+      '4:63 listeners[0].routes[0].upstream: no upstream is named "ap" (defined: api); did you mean "api"?',
+      '4:70 listeners[0].colour: unknown key "colour"',
+      '5:13 listeners[1].name: listener "web" is defined twice',
+      '5:86 listeners[1].idle_timeout: "soon" is not a duration: expected e.g. 250ms, 2s, 1m, 1h',
+      '7:109 upstreams[0].servers[1].weight: Too small: expected number to be >=1 (got 0)',
+      '7:85 upstreams[0].servers[1].address: server 127.0.0.1:9000 is listed twice',
+      '8:13 upstreams[1].name: upstream "api" is defined twice',
+      '8:39 upstreams[1].servers[0].address: "nowhere" is not a server address: expected "host:port" or "[v6]:port", e.g. 127.0.0.1:8080',
+    ].sort(byPosition));
+  });
+
+  it('says nothing of references while an upstream has no readable name, which could be the one referred to', () => {
+    const errors = errorsOf(`
+listeners: [{ name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api }] }]
+upstreams: [{ nme: api, servers: [{ address: 127.0.0.1:9000 }] }]
+`);
+    expect(errors.map((e) => e.message)).toEqual(['missing required key: Invalid input: expected string, received undefined', 'unknown key "nme"; did you mean "name"?']);
+  });
+
+  it('suggests the closest key of the object at hand, the branch of a tcp listener included', () => {
+    const messages = errorsOf(`
+workers: auot
+logging: { levl: debug }
+listeners:
+  - { name: pg, protocol: tcp, listen: 127.0.0.1:6432, upstrem: api, upstream: api }
+  - { name: web, listen: 127.0.0.1:8080, routes: [{ upstream: api, retyr: { attempts: 2 } }] }
+upstreams:
+  - name: api
+    balance: RoundRobin
+    healthCheck: { type: htp }
+    servers: [{ address: 127.0.0.1:9000, wieght: 2, bakup: true }]
+`).map((e) => `${e.path}: ${e.message}`);
+    expect(messages).toEqual([
+      'workers: expected a number of processes from 1 to 64, or auto (got "auot"); did you mean "auto"?',
+      'logging.levl: unknown key "levl"; did you mean "level"?',
+      'listeners[0].upstrem: unknown key "upstrem"; did you mean "upstream"?',
+      'listeners[1].routes[0].retyr: unknown key "retyr"; did you mean "retry"?',
+      expect.stringMatching(/^upstreams\[0\]\.balance: Invalid option: .* \(got "RoundRobin"\); did you mean "round-robin"\?$/),
+      'upstreams[0].healthCheck: unknown key "healthCheck"; did you mean "health_check"?',
+      'upstreams[0].servers[0].wieght: unknown key "wieght"; did you mean "weight"?',
+      'upstreams[0].servers[0].bakup: unknown key "bakup"; did you mean "backup"?',
+    ]);
+  });
+
+  it('suggests a listener protocol, and nothing for a word close to no option', () => {
+    const messages = errorsOf(MINIMAL.replace('  - name: web\n', '  - name: web\n    protocol: htp\n').replace('  - name: api\n', '  - name: api\n    balance: fastest\n')).map((e) => e.message);
+    expect(messages[0]).toBe('expected protocol: http or tcp (got "htp"); did you mean "http"?');
+    expect(messages[1]).toMatch(/\(got "fastest"\)$/);
+  });
+
+  it('edit distance counts a swap of neighbours as one step; a candidate must be within a third of the word', () => {
+    expect(editDistance('wieght', 'weight')).toBe(1);
+    expect(editDistance('round-robbin', 'round-robin')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+    expect(closest('listner', ['listen', 'listeners', 'name'])).toBe('listen');
+    expect(closest('HEALTH-CHECK', ['health_check', 'hash_key'])).toBe('health_check');
+    expect(closest('colour', ['client', 'routes', 'name'])).toBeUndefined();
+    expect(closest('tls', ['ttl'])).toBeUndefined();
   });
 });
 

@@ -6,10 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { core } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { closest, keysAt } from './suggest.js';
 
 export interface ConfigError {
   /** Key path as users write it: `upstreams[0].balance`. Empty for the document itself. */
   readonly path: string;
+  /** 0 (and column 0) when the error is about no place in the file: it could not be read. */
   readonly line: number;
   readonly column: number;
   readonly message: string;
@@ -18,7 +20,7 @@ export interface ConfigError {
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
 
 export function formatConfigErrors(source: string, errors: readonly ConfigError[]): string {
-  return errors.map((e) => `  ${source}:${e.line}:${e.column} ${e.path ? `${e.path}: ` : ''}${e.message}`).join('\n');
+  return errors.map((e) => `  ${source}${e.line > 0 ? `:${e.line}:${e.column} ` : ': '}${e.path ? `${e.path}: ` : ''}${e.message}`).join('\n');
 }
 
 /** `${NAME}` or `${NAME:-default}`; `$${` escapes a literal `${`. */
@@ -63,7 +65,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
   if (result.success) return { ok: true, config: deepFreeze(result.data) };
 
   for (const issue of result.error.issues) {
-    for (const { offset, ...e } of issueToErrors(doc, issue)) errors.push({ ...e, ...at(offset) });
+    for (const { offset, ...e } of issueToErrors(doc, converted.value, issue)) errors.push({ ...e, ...at(offset) });
   }
   errors.sort((a, b) => a.line - b.line || a.column - b.column);
   return { ok: false, errors };
@@ -74,9 +76,16 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    return { ok: false, errors: [{ path: '', line: 0, column: 0, message: `cannot read file: ${(err as Error).message}` }] };
+    return { ok: false, errors: [{ path: '', line: 0, column: 0, message: `cannot read the file: ${readFailure(err)}` }] };
   }
   return parseConfig(text, env);
+}
+
+/** Why a file could not be read, without the path Node repeats: `no such file or directory`, not `ENOENT: …, open 'x'`. */
+function readFailure(err: unknown): string {
+  const { code, message } = err as NodeJS.ErrnoException;
+  if (code === 'EISDIR') return 'it is a directory';
+  return /^[A-Z]+: (.*?), \w+ '.*'$/s.exec(message)?.[1] ?? message;
 }
 
 type Segment = string | number;
@@ -140,16 +149,17 @@ function toJS(doc: Document): { ok: true; value: unknown } | { ok: false; node: 
 /** Issues whose message does not quote the value, so the error adds it (custom messages quote it themselves). */
 const SHOWS_VALUE: ReadonlySet<core.$ZodIssue['code']> = new Set(['invalid_value', 'invalid_type', 'invalid_union', 'invalid_format', 'too_small', 'too_big']);
 
-function issueToErrors(doc: Document, issue: core.$ZodIssue): { path: string; offset: number | undefined; message: string }[] {
+function issueToErrors(doc: Document, input: unknown, issue: core.$ZodIssue): { path: string; offset: number | undefined; message: string }[] {
   const path = issue.path.filter((p): p is Segment => typeof p !== 'symbol');
   const { node, resolved } = nearestNode(doc, path);
   if (issue.code === 'unrecognized_keys') {
+    const known = keysAt(configSchema, input, path);
     return issue.keys.map((key) => {
       const keyNode = isMap(node) ? node.items.find((p) => isScalar(p.key) && p.key.value === key)?.key : undefined;
       return {
         path: formatPath([...path, key]),
         offset: isScalar(keyNode) ? keyNode.range?.[0] : node?.range?.[0],
-        message: `unknown key "${key}"`,
+        message: `unknown key "${key}"${didYouMean(key, known)}`,
       };
     });
   }
@@ -159,7 +169,33 @@ function issueToErrors(doc: Document, issue: core.$ZodIssue): { path: string; of
   } else if (!resolved && issue.code === 'invalid_type') {
     message = `missing required key: ${message}`;
   }
+  if (resolved && isScalar(node) && typeof node.value === 'string') message += didYouMean(node.value, optionsOf(issue));
   return [{ path: formatPath(path), offset: node?.range?.[0], message }];
+}
+
+/** `; did you mean "weight"?`, or nothing when no candidate is close. */
+function didYouMean(word: string, candidates: Iterable<string>): string {
+  const guess = closest(word, candidates);
+  return guess === undefined ? '' : `; did you mean "${guess}"?`;
+}
+
+/**
+ * The values an issue says were allowed at its own path: an enum's (invalid_value), a discriminated union's
+ * (`protocol: http or tcp`), and those of the branches of a union that were literals (`auto` of `workers`).
+ */
+function optionsOf(issue: core.$ZodIssue): string[] {
+  const strings = (values: readonly unknown[]) => values.filter((v): v is string => typeof v === 'string');
+  switch (issue.code) {
+    case 'invalid_value':
+      return strings(issue.values);
+    case 'invalid_union': {
+      const options = (issue as { options?: readonly unknown[] }).options;
+      if (options !== undefined) return strings(options);
+      return issue.errors.flat().filter((e) => e.path.length === 0).flatMap(optionsOf);
+    }
+    default:
+      return [];
+  }
 }
 
 /** The deepest node that exists along `path`, and whether the whole path resolved. */

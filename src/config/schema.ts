@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { BALANCE_NAMES, type BalanceName } from '../balancer/types.js';
 import { HASH_KEY_PATTERN } from '../balancer/hash-key.js';
 import { isPrime } from '../balancer/maglev.js';
+import { closest } from './suggest.js';
 import { parseDuration, parsePercent, parseSize } from './units.js';
 
 /**
@@ -120,6 +121,15 @@ const cidr = z.string().refine((s) => {
   return /^\d+$/.test(bits) && n <= (family === 4 ? 32 : 128);
 }, 'expected an IP address or CIDR block such as 10.0.0.0/8');
 
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * For a refinement across keys: zod skips it once any key has failed, so a file with a misspelt key would show its
+ * duplicate names or unknown upstreams only after a second run of `validate`. Run it whenever the value is an
+ * object; the refinement then reads only values of the type it expects, since others may not have parsed.
+ */
+const EVEN_WITH_ERRORS = { when: (payload: { value: unknown }) => isRecord(payload.value) };
+
 const server = z.strictObject({
   address: serverAddress,
   weight: fromText(z.number().int().min(1).max(1000)).default(1),
@@ -223,20 +233,26 @@ const upstream = z.strictObject({
   retry: retry.prefault({}),
   timeouts: timeouts.prefault({}),
   limits: limits.prefault({}),
-}).superRefine((u, ctx) => {
+}).superRefine((u: Partial<Record<string, unknown>>, ctx) => {
+  // Runs even when other keys of this upstream have errors (EVEN_WITH_ERRORS), so it reads `u` as it may be.
+  const servers = Array.isArray(u.servers) ? (u.servers as unknown[]) : undefined;
+  if (servers === undefined) return;
   const seen = new Set<string>();
-  u.servers.forEach((s, i) => {
-    const key = `${s.address.host}:${s.address.port}`;
+  servers.forEach((s, i) => {
+    const address = isRecord(s) ? hostPortOf(s.address) : undefined;
+    if (address === undefined) return;
+    const key = `${address.host}:${address.port}`;
     if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'address'], message: `server ${key} is listed twice` });
     seen.add(key);
   });
-  if (u.maglev_table_size !== undefined && u.maglev_table_size < u.servers.length) {
-    ctx.addIssue({ code: 'custom', path: ['maglev_table_size'], message: `the Maglev table needs at least one slot per server (${u.servers.length})` });
+  if (typeof u.maglev_table_size === 'number' && u.maglev_table_size < servers.length) {
+    ctx.addIssue({ code: 'custom', path: ['maglev_table_size'], message: `the Maglev table needs at least one slot per server (${servers.length})` });
   }
-  if (!u.servers.some((s) => !s.backup)) {
+  const backups = servers.map((s) => (isRecord(s) ? s.backup : undefined));
+  if (backups.every((b) => typeof b === 'boolean') && !backups.some((b) => !b)) {
     ctx.addIssue({ code: 'custom', path: ['servers'], message: 'an upstream needs at least one server that is not a backup' });
   }
-});
+}, EVEN_WITH_ERRORS);
 
 const RATE_KEY_EXPECTED = 'expected client-ip or header:NAME';
 
@@ -299,12 +315,13 @@ const httpListener = z.strictObject({
     /** Larger request bodies get 413; 0 (the default): no limit. */
     max_body_size: size.default(0),
     rate_limit: rateLimit.optional(),
-  }).superRefine((c, ctx) => {
+  }).superRefine((c: Partial<Record<string, unknown>>, ctx) => {
     // node:http's createServer throws on this: refused here rather than at start-up, where it would fail to listen.
-    if (c.request_timeout > 0 && c.headers_timeout > c.request_timeout) {
+    const { headers_timeout: headers, request_timeout: request } = c;
+    if (typeof headers === 'number' && typeof request === 'number' && request > 0 && headers > request) {
       ctx.addIssue({ code: 'custom', path: ['headers_timeout'], message: 'must not be longer than request_timeout' });
     }
-  }).prefault({}),
+  }, EVEN_WITH_ERRORS).prefault({}),
 });
 
 const tcpListener = z.strictObject({
@@ -318,8 +335,6 @@ const tcpListener = z.strictObject({
   send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
   accept_proxy_protocol: fromText(z.boolean()).default(false),
 });
-
-const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** `protocol` defaults to http, so the smallest file needs no more than a listener and an upstream. */
 const listener = z.preprocess(
@@ -355,33 +370,60 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({ drain_timeout: duration.default(15_000) }).prefault({}),
   listeners: z.array(listener).min(1, 'at least one listener is needed'),
   upstreams: z.array(upstream).min(1, 'at least one upstream is needed'),
-}).superRefine((c, ctx) => {
+}).superRefine((c: Partial<Record<string, unknown>>, ctx) => referenceIssues(c, ctx), EVEN_WITH_ERRORS);
+
+/**
+ * What no single key can check: names defined twice, a route or tcp listener naming an upstream that does not exist,
+ * two listeners (or one and the admin) on one address, a non-loopback admin without a token. Run even when other keys
+ * have errors, so `validate` reports these in the same pass: `c` may then hold values that failed (a listen address
+ * still a string, a listener that is no listener), and each check uses only what it can trust.
+ */
+function referenceIssues(c: Partial<Record<string, unknown>>, ctx: z.RefinementCtx): void {
+  const upstreamList = Array.isArray(c.upstreams) ? (c.upstreams as unknown[]) : [];
   const upstreams = new Set<string>();
-  c.upstreams.forEach((u, i) => {
+  upstreamList.forEach((u, i) => {
+    if (!isRecord(u) || typeof u.name !== 'string') return;
     if (upstreams.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `upstream "${u.name}" is defined twice` });
     upstreams.add(u.name);
   });
+  // An upstream without a readable name could be the one a reference means: say nothing about references then.
+  const namesKnown = Array.isArray(c.upstreams) && upstreamList.every((u) => isRecord(u) && typeof u.name === 'string');
+  const admin = isRecord(c.admin) ? c.admin : undefined;
+  const adminListen = hostPortOf(admin?.listen);
   const listenerNames = new Set<string>();
-  const binds = new Set<string>([`${c.admin.listen.host}:${c.admin.listen.port}`]);
-  c.listeners.forEach((l, i) => {
-    if (listenerNames.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `listener "${l.name}" is defined twice` });
-    listenerNames.add(l.name);
-    const bind = `${l.listen.host}:${l.listen.port}`;
-    if (l.listen.port !== 0 && binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `${bind} is already used by another listener or the admin listener` });
-    binds.add(bind);
+  const binds = new Set<string>(adminListen ? [`${adminListen.host}:${adminListen.port}`] : []);
+  const listeners = Array.isArray(c.listeners) ? (c.listeners as unknown[]) : [];
+  listeners.forEach((l, i) => {
+    if (!isRecord(l)) return;
+    if (typeof l.name === 'string') {
+      if (listenerNames.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `listener "${l.name}" is defined twice` });
+      listenerNames.add(l.name);
+    }
+    const listen = hostPortOf(l.listen);
+    if (listen !== undefined) {
+      const bind = `${listen.host}:${listen.port}`;
+      if (listen.port !== 0 && binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `${bind} is already used by another listener or the admin listener` });
+      binds.add(bind);
+    }
+    if (!namesKnown) return;
     const refs = l.protocol === 'tcp' ? [{ upstream: l.upstream, path: ['listeners', i, 'upstream'] }]
-      : l.routes.map((r, j) => ({ upstream: r.upstream, path: ['listeners', i, 'routes', j, 'upstream'] }));
+      : (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).map((r, j) => ({ upstream: isRecord(r) ? r.upstream : undefined, path: ['listeners', i, 'routes', j, 'upstream'] }));
     for (const ref of refs) {
-      if (!upstreams.has(ref.upstream)) {
-        ctx.addIssue({ code: 'custom', path: ref.path, message: `no upstream is named "${ref.upstream}" (defined: ${[...upstreams].join(', ')})` });
+      if (typeof ref.upstream === 'string' && !upstreams.has(ref.upstream)) {
+        const guess = closest(ref.upstream, upstreams);
+        ctx.addIssue({ code: 'custom', path: ref.path, message: `no upstream is named "${ref.upstream}" (defined: ${[...upstreams].join(', ')})${guess === undefined ? '' : `; did you mean "${guess}"?`}` });
       }
     }
   });
-  const admin = c.admin.listen.host;
-  if (!isLoopback(admin) && c.admin.token === undefined) {
+  if (adminListen !== undefined && !isLoopback(adminListen.host) && admin?.token === undefined) {
     ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: 'an admin listener on a non-loopback address needs a token' });
   }
-});
+}
+
+/** A listen or server address as the schema reads it, or undefined while it is still text that failed to parse. */
+function hostPortOf(v: unknown): HostPort | undefined {
+  return isRecord(v) && typeof v.host === 'string' && typeof v.port === 'number' ? { host: v.host, port: v.port } : undefined;
+}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');

@@ -4,7 +4,9 @@
  * lines and metrics; the pieces it wires stay free of both.
  *
  * Logs are written only when something flips: a server fails or passes its active checks, is ejected or returns,
- * an ejection is refused by max_ejection_percent, an upstream enters or leaves panic.
+ * an ejection is refused by max_ejection_percent, an upstream enters or leaves panic. One more, once per server: a
+ * server that starts down (the default `initial_state: unhealthy`) and stays down never flips, so it is reported
+ * when it has still not become healthy after a few probes (NEVER_HEALTHY_PROBES).
  *
  * Its feed (health-feed.ts) says whether this process probes, and carries health across processes: every change
  * decided here is published to it, and it applies what other processes decided through `apply` / `applySnapshot`,
@@ -32,6 +34,12 @@ export interface HealthDeps {
   readonly feed: HealthFeed;
 }
 
+/**
+ * Probes after which a server that has never been healthy since start-up is reported (at least one more than its
+ * healthy_threshold, so a server that passes from its first probe on is never reported while it rises).
+ */
+export const NEVER_HEALTHY_PROBES = 3;
+
 export class HealthService {
   readonly checker: ActiveChecker;
   readonly #feed: HealthFeed;
@@ -43,6 +51,13 @@ export class HealthService {
    * during initial health checking too). No request is served before then (`start`).
    */
   #initialProbes = true;
+  /**
+   * Servers (`upstream server`) that have been healthy since start-up, or were reported as never having become so:
+   * neither is reported again. Carried across reloads (`inheritFrom`).
+   */
+  readonly #settled = new Set<string>();
+  /** Probes of each server not yet settled, counted from start-up. */
+  readonly #probesSinceStart = new Map<string, number>();
 
   constructor(upstreams: readonly Upstream[], deps: HealthDeps) {
     const { log, metrics, feed } = deps;
@@ -99,6 +114,7 @@ export class HealthService {
           metrics.healthChecks.inc({ upstream: upstream.name, server: host.address, result: result.ok ? 'success' : 'failure' });
           if (!result.ok) metrics.healthCheckFailures.inc({ upstream: upstream.name, server: host.address, reason: result.reason });
           else this.#detectors.get(upstream)?.activeCheckPassed(host, startedAt);
+          this.#watchFirstHealth(upstream, host, result, log);
         },
         flipped: (members, healthy, result, probes) => {
           for (const { upstream, host } of members) {
@@ -140,6 +156,8 @@ export class HealthService {
    * from the service this one replaces. Their flags and ejections came with the hosts (Host.inheritState).
    */
   inheritFrom(previous: HealthService): void {
+    for (const key of previous.#settled) this.#settled.add(key);
+    for (const [key, probes] of previous.#probesSinceStart) if (!this.#settled.has(key)) this.#probesSinceStart.set(key, probes);
     for (const [upstream, detector] of this.#detectors) {
       const before = previous.#upstreams.get(upstream.name);
       const previousDetector = before === undefined ? undefined : previous.#detectors.get(before);
@@ -149,6 +167,30 @@ export class HealthService {
         if (previousHost !== undefined) detector.inherit(host, previousDetector, previousHost);
       }
     }
+  }
+
+  /**
+   * Report, once, a server that has not become healthy since start-up: with `initial_state: unhealthy` (the default)
+   * a server that is down from the start never flips, so nothing else would say that it is not taking traffic.
+   */
+  #watchFirstHealth(upstream: Upstream, host: Host, result: ProbeResult, log: Logger): void {
+    const key = `${upstream.name} ${host.address}`;
+    if (this.#settled.has(key)) return;
+    if (!host.activeCheckFailed) {
+      this.#settled.add(key);
+      this.#probesSinceStart.delete(key);
+      return;
+    }
+    const probes = (this.#probesSinceStart.get(key) ?? 0) + 1;
+    this.#probesSinceStart.set(key, probes);
+    const threshold = Math.max(NEVER_HEALTHY_PROBES, (upstream.config.health_check?.healthy_threshold ?? 0) + 1);
+    if (result.ok || probes < threshold) return;
+    this.#settled.add(key);
+    this.#probesSinceStart.delete(key);
+    log.warn(
+      { upstream: upstream.name, server: host.address, probes, reason: result.reason, detail: result.detail },
+      'server has not become healthy since start-up: it still fails its active health checks',
+    );
   }
 
   /** After the service this one replaced (`inheritFrom`) is stopped: report the end of the ejections it left. */
