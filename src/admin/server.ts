@@ -12,7 +12,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { refusal } from './request-guard.js';
-import { statusDocument, type StatusDocument } from './status.js';
+import { listenerStatus, statusDocument, type ListenerView, type StatusDocument } from './status.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { listen } from '../util/listen.js';
 
@@ -20,6 +20,8 @@ export interface AdminDeps {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly upstreams: () => Iterable<Upstream>;
+  /** The proxy listeners, for /status; default: none known (`listeners: null`). */
+  readonly listeners?: () => Iterable<ListenerView>;
   readonly ready: () => boolean;
   readonly token: string | undefined;
   /**
@@ -31,7 +33,10 @@ export interface AdminDeps {
   readonly actions?: ReadonlyMap<string, (params: URLSearchParams) => unknown>;
   /** The Prometheus text /metrics answers; default: `metrics.registry`. */
   readonly metricsText?: () => Promise<string>;
-  /** The document /status answers; default: `statusDocument(upstreams())`. */
+  /**
+   * The document /status answers; default: `statusDocument(upstreams())` with this process's listeners, ejections and
+   * last minute of traffic.
+   */
   readonly status?: () => Promise<StatusDocument>;
 }
 
@@ -95,7 +100,7 @@ export class AdminServer {
         case '/ready':
           return deps.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'starting' });
         case '/status':
-          return send(res, 200, deps.status === undefined ? statusDocument(deps.upstreams()) : await deps.status());
+          return send(res, 200, deps.status === undefined ? await this.#status() : await deps.status());
         case '/metrics': {
           const text = deps.metricsText === undefined ? await deps.metrics.registry.metrics() : await deps.metricsText();
           res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
@@ -116,6 +121,15 @@ export class AdminServer {
       }
     }
     send(res, 404, { error: 'not found' });
+  }
+
+  async #status(): Promise<StatusDocument> {
+    const { metrics, listeners } = this.#deps;
+    return statusDocument(this.#deps.upstreams(), undefined, {
+      traffic: metrics.traffic,
+      ejections: await metrics.ejectionCounts(),
+      ...(listeners !== undefined && { listeners: listenerStatus(listeners(), (name) => metrics.connections(name)) }),
+    });
   }
 
   #authorized(req: IncomingMessage): boolean {
