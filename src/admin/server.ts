@@ -1,5 +1,6 @@
 /**
- * The admin listener (loopback by default): `/status`, `/metrics`, `/healthz`, `/ready`.
+ * The admin listener (loopback by default): the dashboard (`/`, dashboard/assets.ts), `/status`, `/metrics`,
+ * `/healthz`, `/ready`.
  * Mutating endpoints require the configured bearer token; without a token they are refused outright unless the
  * listener is on loopback. Before either, `refusal` (request-guard.ts) turns away what a web page could send: a
  * mutation from another origin, and any request but /healthz and /ready under a Host name that could be rebound.
@@ -11,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
+import { DASHBOARD_ASSETS, DASHBOARD_HEADERS, type Asset } from './dashboard/assets.js';
 import { refusal } from './request-guard.js';
 import { listenerStatus, statusDocument, type ListenerView, type StatusDocument } from './status.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -108,6 +110,8 @@ export class AdminServer {
           return;
         }
       }
+      const asset = DASHBOARD_ASSETS.get(url.pathname);
+      if (asset !== undefined) return sendAsset(res, asset);
     }
     const action = deps.actions?.get(url.pathname);
     if (action !== undefined) {
@@ -140,6 +144,11 @@ export class AdminServer {
     const b = Buffer.from(token);
     return a.length === b.length && timingSafeEqual(a, b);
   }
+}
+
+function sendAsset(res: ServerResponse, asset: Asset): void {
+  res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, ...DASHBOARD_HEADERS });
+  res.end(asset.body);
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
