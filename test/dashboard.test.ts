@@ -15,10 +15,11 @@ import { chromium, type Browser, type BrowserContext, type Locator, type Page } 
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DASHBOARD_ASSETS } from '../src/admin/dashboard/assets.js';
+import { AdminServer } from '../src/admin/server.js';
+import { statusDocument, type StatusDocument } from '../src/admin/status.js';
 import { latencyBucket, Tally, TrafficWindows, LATENCY_BUCKETS } from '../src/admin/traffic-window.js';
 import { formatConfigErrors, parseConfig } from '../src/config/load.js';
 import { Upstream } from '../src/upstream/upstream.js';
-import type { StatusDocument } from '../src/admin/status.js';
 import { get, type TestBallast } from './helpers/ballast.js';
 import type { Origin } from './helpers/origin.js';
 import { Fixture } from './health/config.js';
@@ -429,6 +430,29 @@ upstreams: [{ name: pool, servers: [{ address: ${o1!.address} }, { address: ${o2
     // The admin gone: the page says so instead of showing old numbers as live.
     await b.stop();
     await page.locator('#live.down', { hasText: 'unreachable' }).waitFor();
+  });
+
+  it('shows what a cluster primary knows, and says why the traffic numbers are missing', async () => {
+    const [o] = await fx.origins(1);
+    const b = await fx.ballast(oneServer(o!.address));
+    // The cluster primary's admin answers /status from its own view of health, with no traffic of its own.
+    const primary = new AdminServer({
+      metrics: b.ballast.metrics,
+      log: b.ballast.log,
+      upstreams: () => b.ballast.upstreams.values(),
+      ready: () => true,
+      token: undefined,
+      status: () => Promise.resolve(statusDocument(b.ballast.upstreams.values())),
+    });
+    await primary.listen('127.0.0.1', 0);
+    fx.defer(() => primary.close());
+    const { page, errors } = await open({ ...b, adminPort: primary.port });
+    await row(page, 'pool', o!).locator('.badge', { hasText: 'healthy' }).waitFor();
+    await page.locator('#note', { hasText: 'does not carry the traffic' }).waitFor();
+    expect(await row(page, 'pool', o!).locator('td.rps').textContent()).toBe('–');
+    expect(await row(page, 'pool', o!).locator('td.ejections').textContent()).toBe('–');
+    expect(await page.locator('#listeners').isVisible()).toBe(false);
+    expect(errors).toEqual([]);
   });
 
   it('renders 200 servers, then updates them in place: an update with nothing new writes nothing', async () => {

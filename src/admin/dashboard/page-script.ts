@@ -233,7 +233,8 @@ export const PAGE_SCRIPT = String.raw`'use strict';
       if (s.seen !== generation) { s.root.remove(); sections.delete(name); }
     });
     var note = doc.upstreams.length === 0 ? 'No upstreams are configured.' :
-      doc.upstreams[0].last_minute === null ? 'Traffic numbers (req/s, latency, errors) are kept by the processes that carry the traffic; this one does not.' : '';
+      doc.upstreams[0].last_minute === null ? 'No per-server req/s, latency or errors here: this process does not carry the traffic ' +
+        '(a cluster primary; its workers do). /metrics sums their counters.' : '';
     if (noteEl.textContent !== note) { noteEl.textContent = note; hide(noteEl, note === ''); }
     applyFilter(false);
     performance.measure('ballast:render', { start: started });
