@@ -83,6 +83,7 @@ export class Ballast {
       metrics: this.metrics,
       log: this.log,
       upstreams: () => this.upstreams.values(),
+      listeners: () => [...this.httpListeners, ...this.tcpListeners],
       ready: () => this.#ready && this.#stopping === undefined,
       token: config.admin.token,
       allowedHosts: () => this.config.admin.allowed_hosts,

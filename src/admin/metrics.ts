@@ -7,6 +7,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Upstream } from '../upstream/upstream.js';
 import { flushCells, HotHistogram, registerHotHistograms, type HotCell, type LabelledCell, type LevelCell } from './hot-metrics.js';
+import { TrafficWindows } from './traffic-window.js';
 
 export type { HotCell, LevelCell };
 
@@ -37,6 +38,8 @@ export class Metrics {
   readonly healthChecks: Counter<'upstream' | 'server' | 'result'>;
   readonly healthCheckFailures: Counter<'upstream' | 'server' | 'reason'>;
   readonly badRequests: Counter<'listener' | 'reason'>;
+  /** Each server's last minute of requests, errors and latency, for /status and the dashboard. */
+  readonly traffic = new TrafficWindows();
   #upstreams: readonly Upstream[] = [];
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -129,9 +132,25 @@ export class Metrics {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** The upstreams whose state the scrape-time gauges read. */
+  /** The upstreams whose state the scrape-time gauges read, and whose outcomes the traffic windows record. */
   track(upstreams: readonly Upstream[]): void {
     this.#upstreams = upstreams;
+    this.traffic.track(upstreams);
+  }
+
+  /** Passive ejections so far per server, all reasons together (what `ballast_outlier_ejections_total` counts). */
+  async ejectionCounts(): Promise<(upstream: string, server: string) => number> {
+    const sums = new Map<string, number>();
+    for (const { labels, value } of (await this.ejections.get()).values) {
+      const k = `${String(labels.upstream)}\u0000${String(labels.server)}`;
+      sums.set(k, (sums.get(k) ?? 0) + value);
+    }
+    return (upstream, server) => sums.get(`${upstream}\u0000${server}`) ?? 0;
+  }
+
+  /** Open client connections of a listener now. */
+  connections(listener: string): number {
+    return this.#openConnections.get(listener)?.value ?? 0;
   }
 
   /**

@@ -20,7 +20,9 @@
  * `localhost` cannot be rebound, as the attacker does not own the name. `/healthz` and `/ready` disclose nothing and
  * are what orchestrators probe, under whatever name they use.
  * Clients that are not browsers (curl, Prometheus, scripts) send neither `Origin` nor `Sec-Fetch-Site`, and by IP or
- * by a listed name they pass. This is Go's `net/http.CrossOriginProtection` (Go 1.25) for the first two rules, and
+ * by a listed name they pass. The dashboard's own buttons send same-origin requests and pass too; that a page could
+ * frame the dashboard and trick a click on them (clickjacking) is refused by the headers the page is served with
+ * (dashboard/assets.ts: `frame-ancestors 'none'`, `X-Frame-Options: DENY`). This is Go's `net/http.CrossOriginProtection` (Go 1.25) for the first two rules, and
  * the Host allow-list of geth's `--http.vhosts` and Vite's `server.allowedHosts` for the third.
  */
 import type { IncomingMessage } from 'node:http';

@@ -1,5 +1,6 @@
 /**
- * The admin listener (loopback by default): `/status`, `/metrics`, `/healthz`, `/ready`.
+ * The admin listener (loopback by default): the dashboard (`/`, dashboard/assets.ts), `/status`, `/metrics`,
+ * `/healthz`, `/ready`.
  * Mutating endpoints require the configured bearer token; without a token they are refused outright unless the
  * listener is on loopback. Before either, `refusal` (request-guard.ts) turns away what a web page could send: a
  * mutation from another origin, and any request but /healthz and /ready under a Host name that could be rebound.
@@ -11,8 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
+import { DASHBOARD_ASSETS, DASHBOARD_HEADERS, type Asset } from './dashboard/assets.js';
 import { refusal } from './request-guard.js';
-import { statusDocument, type StatusDocument } from './status.js';
+import { listenerStatus, statusDocument, type ListenerView, type StatusDocument } from './status.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { listen } from '../util/listen.js';
 
@@ -20,6 +22,8 @@ export interface AdminDeps {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly upstreams: () => Iterable<Upstream>;
+  /** The proxy listeners, for /status; default: none known (`listeners: null`). */
+  readonly listeners?: () => Iterable<ListenerView>;
   readonly ready: () => boolean;
   readonly token: string | undefined;
   /**
@@ -31,7 +35,10 @@ export interface AdminDeps {
   readonly actions?: ReadonlyMap<string, (params: URLSearchParams) => unknown>;
   /** The Prometheus text /metrics answers; default: `metrics.registry`. */
   readonly metricsText?: () => Promise<string>;
-  /** The document /status answers; default: `statusDocument(upstreams())`. */
+  /**
+   * The document /status answers; default: `statusDocument(upstreams())` with this process's listeners, ejections and
+   * last minute of traffic.
+   */
   readonly status?: () => Promise<StatusDocument>;
 }
 
@@ -95,7 +102,7 @@ export class AdminServer {
         case '/ready':
           return deps.ready() ? send(res, 200, { status: 'ready' }) : send(res, 503, { status: 'starting' });
         case '/status':
-          return send(res, 200, deps.status === undefined ? statusDocument(deps.upstreams()) : await deps.status());
+          return send(res, 200, deps.status === undefined ? await this.#status() : await deps.status());
         case '/metrics': {
           const text = deps.metricsText === undefined ? await deps.metrics.registry.metrics() : await deps.metricsText();
           res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
@@ -103,6 +110,8 @@ export class AdminServer {
           return;
         }
       }
+      const asset = DASHBOARD_ASSETS.get(url.pathname);
+      if (asset !== undefined) return sendAsset(res, asset);
     }
     const action = deps.actions?.get(url.pathname);
     if (action !== undefined) {
@@ -118,6 +127,15 @@ export class AdminServer {
     send(res, 404, { error: 'not found' });
   }
 
+  async #status(): Promise<StatusDocument> {
+    const { metrics, listeners } = this.#deps;
+    return statusDocument(this.#deps.upstreams(), undefined, {
+      traffic: metrics.traffic,
+      ejections: await metrics.ejectionCounts(),
+      ...(listeners !== undefined && { listeners: listenerStatus(listeners(), (name) => metrics.connections(name)) }),
+    });
+  }
+
   #authorized(req: IncomingMessage): boolean {
     const token = this.#deps.token;
     if (token === undefined) return true; // only reachable on loopback: the config refuses a tokenless public admin
@@ -126,6 +144,11 @@ export class AdminServer {
     const b = Buffer.from(token);
     return a.length === b.length && timingSafeEqual(a, b);
   }
+}
+
+function sendAsset(res: ServerResponse, asset: Asset): void {
+  res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, ...DASHBOARD_HEADERS });
+  res.end(asset.body);
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
