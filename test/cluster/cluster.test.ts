@@ -93,11 +93,15 @@ listeners:
 upstreams:
   - { name: pool, servers: [{ address: ${a!.address} }] }
 `);
-    // One at a time on fresh connections: the workers take turns, so each sees half of them.
-    const replies = await getMany(cluster.url('/limited'), 10, 1);
-    const admitted = replies.filter((r) => r.status === 200).length;
-    expect(replies.filter((r) => r.status !== 200).map((r) => r.status)).toEqual(Array(10 - admitted).fill(429));
-    await waitFor(() => accessLines(cluster, '/limited').length === 10, { what: '10 access lines' });
+    // One at a time on fresh connections, until each worker has answered three (however the kernel spreads them).
+    const perWorker = () => [1, 2].map((w) => accessLines(cluster, '/limited').filter((l) => l.worker === w).length);
+    let sent = 0;
+    while (perWorker().some((n) => n < 3) && sent < 200) {
+      sent++;
+      const reply = (await getMany(cluster.url('/limited'), 1, 1))[0]!;
+      expect([200, 429]).toContain(reply.status);
+      await waitFor(() => accessLines(cluster, '/limited').length === sent, { what: `${sent} access lines` });
+    }
     const lines = accessLines(cluster, '/limited');
     for (const worker of [1, 2]) {
       const own = lines.filter((l) => l.worker === worker);
@@ -105,9 +109,8 @@ upstreams:
       // Every worker admits its own burst of two, and no more.
       expect(own.filter((l) => l.status === 200)).toHaveLength(2);
     }
-    expect(admitted).toBe(4);
     const metrics = await (await fetch(cluster.admin('/metrics'))).text();
-    expect(metricSum(metrics, 'ballast_rate_limited_total')).toBe(6);
+    expect(metricSum(metrics, 'ballast_rate_limited_total')).toBe(sent - 4);
   });
 
   it('on SIGTERM, every worker finishes its request in flight, then all exit and the primary exits 0', async () => {
