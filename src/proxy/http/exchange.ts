@@ -3,14 +3,11 @@
  *
  *   start → body → loop { lease → dispatch → decide } → respond → finish
  *
- * `run` reads top to bottom. The attempt (attempt.ts) is undici's callback-shaped handler and streams the response
- * itself; everything around it is decided here and in the retry policy, in order. What the exchange needs of the
- * client side is a Downstream (downstream.ts), so a node:http request, a WebSocket handshake and (later) an HTTP/2
- * stream go through the same loop.
- *
- * Counting lives elsewhere, once: the circuit breaker admits the request (upstream/circuit-breaker.ts), each attempt
- * holds a lease on its server (upstream/lease.ts) and gives it back with its outcome, and the retry policy
- * (proxy/retry-policy.ts) alone decides whether a failed attempt is tried again.
+ * `run` reads top to bottom. The attempt (attempt.ts), undici's callback-shaped handler, streams the response; all
+ * else is decided here, in order. The client side is a Downstream (downstream.ts): a node:http request, a WebSocket
+ * handshake and (later) an HTTP/2 stream go through the same loop. Counting lives elsewhere, once: the circuit
+ * breaker admits (upstream/circuit-breaker.ts), each attempt holds a lease (upstream/lease.ts) and gives it back with
+ * its outcome, and the retry policy (proxy/retry-policy.ts) alone decides whether a failed attempt is tried again.
  */
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -144,9 +141,7 @@ export class Exchange implements AttemptOwner {
 
   /** How long an attempt may wait for its response head from now: the per-try timeout within the deadline. */
   #tryTimeout(): number {
-    const remaining = Math.max(1, this.#deadline - performance.now());
-    const perTry = this.#route.policy.perTryTimeoutMs;
-    return perTry === undefined ? remaining : Math.min(perTry, remaining);
+    return Math.min(this.#route.policy.perTryTimeoutMs ?? Infinity, Math.max(1, this.#deadline - performance.now()));
   }
 
   /** The loop: lease a server, send the request, and let the retry policy decide what a failure leads to. */
@@ -322,17 +317,16 @@ export class Exchange implements AttemptOwner {
     if (this.#leased === lease) this.#leased = undefined;
   }
 
-  #fail(failure: Failure, detail: string | undefined): void {
+  #fail(failure: Failure, detail: string | undefined, extra?: Record<string, string>): void {
     if (this.#finished) return;
-    this.down.fail(failure, this.#requestId, detail);
+    this.down.fail(failure, this.#requestId, detail, extra);
     this.#finish(failure.status, detail);
   }
 
   /** Over a circuit-breaker limit: 503 at once. `counted`: the retry policy counted this overflow already. */
   #overflow(limit: Limit, counted: boolean): void {
     if (!counted) this.#forwarder.deps.metrics.overflows.inc({ upstream: this.#route.upstream.name, limit });
-    this.down.fail(FAILURES.overflow, this.#requestId, limit, { 'x-ballast-overflow': limit });
-    this.#finish(FAILURES.overflow.status, limit);
+    this.#fail(FAILURES.overflow, limit, { 'x-ballast-overflow': limit });
   }
 
   readonly #onGone = (): void => {
@@ -346,8 +340,7 @@ export class Exchange implements AttemptOwner {
 
   /** End the exchange as the client's fault: the upstream request is aborted, reported as nobody's failure. */
   #blameClient(failure: Failure, detail: string): void {
-    // Over already (the origin answered early): nothing to abort, but a client still trickling a body it was told
-    // is not wanted must not hold the connection until request_timeout.
+    // Over already (the origin answered early): a client still trickling its body must not hold the connection.
     if (this.#finished) return this.down.reset();
     if (this.#gone) return;
     this.#clientFault = { failure, detail };
@@ -370,9 +363,8 @@ export class Exchange implements AttemptOwner {
   }
 
   #record(status: number): void {
-    if (this.#recorded) return;
+    if (!this.#recorded) this.#route.metrics.request(status, (performance.now() - this.#startedAt) / 1000);
     this.#recorded = true;
-    this.#route.metrics.request(status, (performance.now() - this.#startedAt) / 1000);
   }
 
   #finish(status: number, detail?: string): void {
