@@ -4,6 +4,10 @@
  * servers probed), then in every worker; if a worker refuses it (a new listener that cannot bind), the primary and
  * every worker go back to the previous config, so the cluster never runs two configs for longer than the reload.
  *
+ * When each worker binds a socket of its own (accept.ts), a listener address the running config does not hold is
+ * first bound once by the primary without SO_REUSEPORT: one another process holds refuses the reload, as a single
+ * process refuses it, where the workers' binds would have succeeded and shared the port with that process.
+ *
  * The primary's Ballast holds the config in force (`ballast.config`): a worker forked during a reload starts on it.
  */
 import type { Worker } from 'node:cluster';
@@ -12,6 +16,7 @@ import { formatConfigErrors, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { WorkerRpc } from './worker-rpc.js';
+import { ensureFree, newAddresses, type AcceptMode } from './accept.js';
 
 const RELOAD_TIMEOUT_MS = 15_000;
 
@@ -23,6 +28,7 @@ export interface ClusterReloadDeps {
   readonly workers: () => readonly Worker[];
   /** How many workers run (a change of `workers` takes a restart). */
   readonly count: number;
+  readonly accept: AcceptMode;
   readonly log: Logger;
 }
 
@@ -40,6 +46,7 @@ export async function reloadCluster(deps: ClusterReloadDeps): Promise<void> {
   }
   if (adminChanged(previous, next.config)) log.warn({}, 'admin settings changed: they take effect at the next restart');
   try {
+    if (deps.accept === 'reuseport') await ensureFree(newAddresses(previous, next.config));
     await ballast.reload(next.config);
   } catch (err) {
     log.error({ file, err }, 'reload failed');

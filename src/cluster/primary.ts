@@ -1,9 +1,11 @@
 /**
  * The cluster primary (`workers: N > 1` or `auto`): node:cluster forks N workers that run the proxy listeners
- * (worker.ts; on Linux the primary accepts and hands connections out round-robin). The primary binds no proxy
- * listener; it runs a Ballast of its own for the upstreams and their health, with a LocalHealthFeed (so it probes
+ * (worker.ts) and accept their connections themselves (accept.ts: a socket of their own each where Node has
+ * SO_REUSEPORT, else one socket they share; never connections the primary accepted). The primary serves no proxy
+ * traffic; it runs a Ballast of its own for the upstreams and their health, with a LocalHealthFeed (so it probes
  * each server once, not once per worker, and logs panic and ejection ends once), and wires the pieces around it:
  *
+ * - accept.ts: how the workers bind, and the check that a new address is nobody else's;
  * - supervisor.ts: forks the workers, forks again into the place of one that dies, drains them all at shutdown;
  * - worker-rpc.ts: questions to the workers and their answers (metrics, requests in flight, reloads);
  * - health-relay.ts: the primary's verdicts and admin actions to every worker, a worker's ejections to the others;
@@ -27,6 +29,7 @@ import { reloadCluster } from './cluster-reload.js';
 import { HealthRelay } from './health-relay.js';
 import { clusterLogger } from './logger.js';
 import type { ToPrimary } from './messages.js';
+import { acceptMode, ensureFree, workersAcceptThemselves, type AcceptMode } from './accept.js';
 import { Supervisor } from './supervisor.js';
 import { isAnswer, WorkerRpc } from './worker-rpc.js';
 
@@ -39,6 +42,7 @@ export class ClusterPrimary {
   readonly log: Logger;
   readonly #file: string;
   readonly #count: number;
+  readonly #accept: AcceptMode;
   readonly #ballast: Ballast;
   readonly #rpc: WorkerRpc;
   readonly #relay: HealthRelay;
@@ -47,14 +51,15 @@ export class ClusterPrimary {
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
 
-  private constructor(file: string, count: number, ballast: Ballast, feed: LocalHealthFeed, log: Logger) {
+  private constructor(file: string, count: number, accept: AcceptMode, ballast: Ballast, feed: LocalHealthFeed, log: Logger) {
     this.#file = file;
     this.#count = count;
+    this.#accept = accept;
     this.#ballast = ballast;
     this.log = log;
     this.#rpc = new WorkerRpc(log);
     this.#supervisor = new Supervisor(count, log, {
-      init: () => ({ type: 'init', config: ballast.config, health: ballast.health.snapshot() }),
+      init: () => ({ type: 'init', config: ballast.config, health: ballast.health.snapshot(), accept }),
       message: (worker, m) => this.#onMessage(worker, m),
       exited: (worker) => this.#rpc.exited(worker),
     });
@@ -70,16 +75,20 @@ export class ClusterPrimary {
   }
 
   /**
-   * Probe every server once (as a single process does before it binds), bind the admin listener, fork the workers
-   * and resolve when every one of them is serving. Rejects, with everything stopped, if a worker cannot start.
+   * See how the workers can accept (and, if each binds its own socket, that no other process holds a listener's
+   * address), probe every server once (as a single process does before it binds), bind the admin listener, fork the
+   * workers and resolve when every one of them is serving. Rejects, with everything stopped, if a worker cannot start.
    */
   static async start(file: string, config: Config, count: number): Promise<ClusterPrimary> {
     const log = clusterLogger(config.logging.level, { role: 'primary', pid: process.pid });
+    const accept = await acceptMode();
+    if (accept === 'reuseport') await ensureFree(config.listeners);
+    workersAcceptThemselves();
     const feed = new LocalHealthFeed();
     // Changes during the first probes reach no worker (the relay subscribes after them): none is forked yet, and
     // each starts from a snapshot.
     const ballast = await Ballast.start(config, { log, bind: 'none', health: feed });
-    const primary = new ClusterPrimary(file, count, ballast, feed, log);
+    const primary = new ClusterPrimary(file, count, accept, ballast, feed, log);
     try {
       await primary.#admin.listen(config.admin.listen.host, config.admin.listen.port);
       await primary.#supervisor.start();
@@ -87,7 +96,7 @@ export class ClusterPrimary {
       await primary.stop();
       throw err;
     }
-    log.info({ workers: count, workerPids: primary.#supervisor.pids() }, 'cluster ready');
+    log.info({ workers: count, workerPids: primary.#supervisor.pids(), accept, node: process.version }, 'cluster ready');
     return primary;
   }
 
@@ -106,6 +115,7 @@ export class ClusterPrimary {
         rpc: this.#rpc,
         workers: () => this.#supervisor.initialized(),
         count: this.#count,
+        accept: this.#accept,
         log: this.log,
       });
     });

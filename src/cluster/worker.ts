@@ -1,9 +1,10 @@
 /**
- * A cluster worker: the proxy listeners (http and tcp) of the config the primary sends, with passive outlier detection
- * on its own traffic, and neither an admin listener nor active probes (the primary runs both, once). Its Ballast's
- * health comes from a RemoteHealthFeed: what the primary decides (probe verdicts, admin actions, other workers'
- * ejections) arrives as messages and is applied to it; this worker's own ejections go to the primary, which shares
- * them.
+ * A cluster worker: the proxy listeners (http and tcp) of the config the primary sends, bound as it says (a socket of
+ * this worker's own, or the one every worker shares: accept.ts) and accepting their own connections, with passive
+ * outlier detection on its own traffic, and neither an admin listener nor active probes (the primary runs both,
+ * once). Its Ballast's health comes from a RemoteHealthFeed: what the primary decides (probe verdicts, admin actions,
+ * other workers' ejections) arrives as messages and is applied to it; this worker's own ejections go to the primary,
+ * which shares them.
  *
  * It drains and exits on `stop`, on SIGTERM/SIGINT (a second signal exits at once), and when the primary is gone.
  */
@@ -13,6 +14,8 @@ import type { Config } from '../config/schema.js';
 import { RemoteHealthFeed } from '../health/health-feed.js';
 import type { HostHealth } from '../health/shared-health.js';
 import type { Logger } from '../log.js';
+import { bindProxyListenersWithReusePort } from '../util/listen.js';
+import type { AcceptMode } from './accept.js';
 import { clusterLogger } from './logger.js';
 import { isToWorker, send, type Inflight, type ToPrimary, type ToWorker } from './messages.js';
 
@@ -45,8 +48,10 @@ export function runWorker(): void {
     return stopping;
   };
 
-  const start = async (config: Config, health: readonly HostHealth[]): Promise<void> => {
+  const start = async (config: Config, health: readonly HostHealth[], accept: AcceptMode): Promise<void> => {
     log = clusterLogger(config.logging.level, { worker: id, pid: process.pid });
+    // Before anything is bound, and for every listener a reload binds later too.
+    bindProxyListenersWithReusePort(accept === 'reuseport');
     // Created before anything is bound: health news that arrives while starting applies before any request is served.
     feed = new RemoteHealthFeed(health, (event) => tell({ type: 'health', event }));
     try {
@@ -87,7 +92,7 @@ export function runWorker(): void {
   const onMessage = (m: ToWorker): void => {
     switch (m.type) {
       case 'init':
-        if (ballast === undefined && log === undefined) void start(m.config, m.health);
+        if (ballast === undefined && log === undefined) void start(m.config, m.health, m.accept);
         return;
       case 'health':
         feed?.apply(m.event);

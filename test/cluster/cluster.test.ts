@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import type { Origin } from '../helpers/origin.js';
 import { namedOrigins, onCleanup } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/wait.js';
-import { accessLines, exitCode, freePorts, getFresh, getJson, getMany, killAll, metricSamples, metricSum, originOf, startCluster, type StatusDoc } from './harness.js';
+import { accessLines, exitCode, freePorts, getFresh, getFromEveryWorker, getJson, getMany, holdInEveryWorker, killAll, metricSamples, metricSum, nodeHasReusePort, originOf, startCluster, type StatusDoc } from './harness.js';
 
 // Cluster processes go first; the fixtures' cleanup (origins, servers) runs after.
 afterEach(() => killAll());
@@ -57,21 +57,24 @@ upstreams:
   - name: echo
     servers: [{ address: ${echo} }]
 `);
-    const replies = await getMany(cluster.url('/hello'), 40);
+    // Each worker accepts its own connections: a socket of its own where Node has SO_REUSEPORT, else a shared one.
+    const ready = cluster.lines.find((l) => l.msg === 'cluster ready')!;
+    expect(ready.accept).toBe(nodeHasReusePort() ? 'reuseport' : 'shared');
+    // Both workers serve (the access log says which one did); the kernel decides how many each.
+    const replies = await getFromEveryWorker(cluster, '/hello', { n: 40, each: 3 });
+    const n = replies.length;
     expect(replies.every((r) => r.status === 200)).toBe(true);
     expect(new Set(replies.map((r) => originOf(r.body)))).toEqual(new Set(['o1', 'o2', 'o3']));
-    await waitFor(() => accessLines(cluster, '/hello').length === 40, { what: '40 access log lines' });
-    // Both workers served, and the access log says which one did.
     expect(workersOf(accessLines(cluster, '/hello'))).toEqual(new Set([1, 2]));
 
     expect(await tcpRoundTrip(tcpPort, 'ping')).toBe('echo:ping');
 
     const metrics = (await getFresh(cluster.admin('/metrics'))).body;
-    expect(metricSum(metrics, 'ballast_requests_total', { listener: 'web' })).toBe(40);
-    expect(metricSum(metrics, 'ballast_requests_total', { listener: 'web', code_class: '2xx' })).toBe(40);
-    expect(metricSum(metrics, 'ballast_request_duration_seconds_count', { listener: 'web' })).toBe(40);
-    expect(metricSum(metrics, 'ballast_upstream_attempts_total', { upstream: 'pool' })).toBe(40);
-    expect(a!.received.length + b!.received.length + c!.received.length).toBe(40);
+    expect(metricSum(metrics, 'ballast_requests_total', { listener: 'web' })).toBe(n);
+    expect(metricSum(metrics, 'ballast_requests_total', { listener: 'web', code_class: '2xx' })).toBe(n);
+    expect(metricSum(metrics, 'ballast_request_duration_seconds_count', { listener: 'web' })).toBe(n);
+    expect(metricSum(metrics, 'ballast_upstream_attempts_total', { upstream: 'pool' })).toBe(n);
+    expect(a!.received.length + b!.received.length + c!.received.length).toBe(n);
     // Health gauges come from the primary alone: 1 per server, not 1 per worker.
     const healthy = metricSamples(metrics, 'ballast_upstream_server_healthy');
     expect([...healthy.values()]).toEqual([1, 1, 1, 1]);
@@ -93,29 +96,28 @@ listeners:
 upstreams:
   - { name: pool, servers: [{ address: ${a!.address} }] }
 `);
-    // One at a time on fresh connections, until each worker has answered three (however the kernel spreads them).
-    const perWorker = () => [1, 2].map((w) => accessLines(cluster, '/limited').filter((l) => l.worker === w).length);
-    let sent = 0;
-    while (perWorker().some((n) => n < 3) && sent < 200) {
-      sent++;
-      const reply = (await getMany(cluster.url('/limited'), 1, 1))[0]!;
-      expect([200, 429]).toContain(reply.status);
-      await waitFor(() => accessLines(cluster, '/limited').length === sent, { what: `${sent} access lines` });
-    }
+    // One at a time on fresh connections, until each worker has seen more than its burst.
+    const replies = await getFromEveryWorker(cluster, '/limited', { n: 10, each: 3, concurrency: 1 });
+    const admitted = replies.filter((r) => r.status === 200).length;
+    expect(replies.filter((r) => r.status !== 200).map((r) => r.status)).toEqual(Array(replies.length - admitted).fill(429));
     const lines = accessLines(cluster, '/limited');
     for (const worker of [1, 2]) {
-      const own = lines.filter((l) => l.worker === worker);
-      expect(own.length).toBeGreaterThan(2);
       // Every worker admits its own burst of two, and no more.
-      expect(own.filter((l) => l.status === 200)).toHaveLength(2);
+      expect(lines.filter((l) => l.worker === worker && l.status === 200)).toHaveLength(2);
     }
     const metrics = await (await fetch(cluster.admin('/metrics'))).text();
-    expect(metricSum(metrics, 'ballast_rate_limited_total')).toBe(sent - 4);
+    expect(metricSum(metrics, 'ballast_rate_limited_total')).toBe(replies.length - 4);
   });
 
   it('on SIGTERM, every worker finishes its request in flight, then all exit and the primary exits 0', async () => {
     const [slow] = await namedOrigins('slow');
-    slow!.handler = (_req, res) => setTimeout(() => res.end(JSON.stringify({ origin: 'slow' })), 600);
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const heldFrom: number[] = [];
+    slow!.handler = (req, res) => {
+      heldFrom.push(req.socket.remotePort!);
+      void released.then(() => res.end(JSON.stringify({ origin: 'slow' })));
+    };
     const cluster = await startCluster((port, adminPort) => `
 admin: { listen: 127.0.0.1:${adminPort} }
 logging: { level: info, access_log: true }
@@ -127,12 +129,14 @@ upstreams:
 `);
     const pids = cluster.workerPids();
     expect(pids).toHaveLength(2);
-    // Four connections, handed to the workers in turn: both have requests in flight.
-    const inflight = Array.from({ length: 4 }, () => getFresh(cluster.url('/slow')));
-    await waitFor(() => slow!.received.length === 4, { what: 'four requests at the origin' });
+    // Connections one by one until both workers have a request held at the origin.
+    const inflight = await holdInEveryWorker(cluster, () => getFresh(cluster.url('/slow')), heldFrom);
     cluster.child.kill('SIGTERM');
+    await cluster.waitForLine((l) => l.msg === 'worker draining' && l.worker === 2, 'worker 2 draining');
+    await cluster.waitForLine((l) => l.msg === 'worker draining' && l.worker === 1, 'worker 1 draining');
+    release();
     const replies = await Promise.all(inflight);
-    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(replies.map((r) => r.status)).toEqual(Array(inflight.length).fill(200));
     expect(await exitCode(cluster.child)).toBe(0);
     expect(workersOf(accessLines(cluster, '/slow'))).toEqual(new Set([1, 2]));
     expect(cluster.lines.filter((l) => l.msg === 'worker draining')).toHaveLength(2);
@@ -159,16 +163,12 @@ upstreams:
     cluster.child.kill('SIGHUP');
     const refused = await cluster.waitForLine((l) => l.msg?.toString().startsWith('reload refused') === true, 'reload refused');
     expect(String(refused.msg)).toContain(`${cluster.file}:9:14 upstreams[0].balance`);
-    for (const r of await getMany(cluster.url('/kept'), 10)) expect(originOf(r.body)).toBe('o1');
-    await waitFor(() => accessLines(cluster, '/kept').length === 10, { what: 'access lines' });
-    expect(workersOf(accessLines(cluster, '/kept'))).toEqual(new Set([1, 2]));
+    for (const r of await getFromEveryWorker(cluster, '/kept', { n: 10 })) expect(originOf(r.body)).toBe('o1');
 
     writeFileSync(cluster.file, text(cluster.port, cluster.adminPort, b!));
     cluster.child.kill('SIGHUP');
     await cluster.waitForLine((l) => l.msg === 'config reloaded', 'config reloaded');
-    for (const r of await getMany(cluster.url('/reloaded'), 10)) expect(originOf(r.body)).toBe('o2');
-    await waitFor(() => accessLines(cluster, '/reloaded').length === 10, { what: 'access lines' });
-    expect(workersOf(accessLines(cluster, '/reloaded'))).toEqual(new Set([1, 2]));
+    for (const r of await getFromEveryWorker(cluster, '/reloaded', { n: 10 })) expect(originOf(r.body)).toBe('o2');
     const status = await getJson<StatusDoc>(cluster.admin('/status'));
     expect(status.upstreams[0]!.servers.map((s) => s.address)).toEqual([b!.address]);
   });

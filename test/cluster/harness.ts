@@ -2,10 +2,15 @@
  * The `ballast` command in cluster mode as a user runs it: `node dist/cli.js --config FILE` (built once per test run by test/helpers/build.ts),
  * a separate process tree (primary and workers), real signals, real sockets on 127.0.0.1. Logs are read from the
  * shared stdout, one JSON object per line; `worker` on a line says which worker wrote it.
+ *
+ * The workers accept connections themselves and the kernel spreads them, unevenly over a few (a burst of sixteen
+ * can all land on one worker): a test that needs every worker to serve keeps sending until each has
+ * (`getFromEveryWorker`), and one that needs to know which worker holds a request in flight asks /proc which worker
+ * owns the socket it came from (`workerOwning`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -143,10 +148,7 @@ export interface Reply {
   readonly body: string;
 }
 
-/**
- * GET over a connection of its own (no agent), so that successive requests are new connections, which the
- * primary hands to the workers in turn.
- */
+/** GET over a connection of its own (no agent), so that successive requests are new connections, each accepted anew. */
 export function getFresh(url: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
@@ -161,15 +163,18 @@ export function getFresh(url: string): Promise<Reply> {
   });
 }
 
-/** `n` requests, `concurrency` at a time, each on a new connection. */
-export async function getMany(url: string, n: number, concurrency = 4): Promise<Reply[]> {
+/**
+ * `n` requests, `concurrency` at a time, each on a new connection. With `first` given, the i-th goes to `${url}${first + i}`
+ * (a path of its own, to tell their access lines apart).
+ */
+export async function getMany(url: string, n: number, concurrency = 4, first?: number): Promise<Reply[]> {
   const replies: Reply[] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < n) {
-        next++;
-        replies.push(await getFresh(url));
+        const i = next++;
+        replies.push(await getFresh(first === undefined ? url : `${url}${first + i}`));
       }
     }),
   );
@@ -220,4 +225,101 @@ export function accessLines(cluster: Cluster, prefix = '/'): LogLine[] {
 
 export function originOf(body: string): string {
   return (JSON.parse(body) as { origin: string }).origin;
+}
+
+/**
+ * Fresh-connection GETs of `${prefix}${i}`, `concurrency` at a time, until at least `n` were answered and each worker in
+ * `workers` (ids, as `worker` in the logs) has served at least `each` of them by its access lines; at most `max`.
+ * Resolves with the replies, once their access lines are all in.
+ */
+export async function getFromEveryWorker(
+  cluster: Cluster,
+  prefix: string,
+  options: { n?: number; workers?: readonly number[]; each?: number; max?: number; concurrency?: number } = {},
+): Promise<Reply[]> {
+  const { n = 20, workers = [1, 2], each = 1, max = 400, concurrency = 4 } = options;
+  const replies: Reply[] = [];
+  const served = () => {
+    const lines = accessLines(cluster, prefix);
+    return workers.every((w) => lines.filter((l) => l.worker === w).length >= each);
+  };
+  while (replies.length < n || !served()) {
+    if (replies.length >= max) throw new Error(`${prefix}: workers ${workers.join(', ')} did not each serve ${each} of ${max} requests`);
+    const batch = Math.max(concurrency, n - replies.length);
+    replies.push(...(await getMany(cluster.url(`${prefix}`), batch, concurrency, replies.length)));
+    await waitFor(() => accessLines(cluster, prefix).length === replies.length, { what: `${replies.length} access lines for ${prefix}` });
+  }
+  return replies;
+}
+
+/** Worker pid → worker id, from the workers' own log lines. */
+function workerIds(cluster: Cluster): Map<number, number> {
+  const ids = new Map<number, number>();
+  for (const l of cluster.lines) if (l.role !== 'primary' && typeof l.worker === 'number' && typeof l.pid === 'number') ids.set(l.pid, l.worker);
+  return ids;
+}
+
+/**
+ * The worker (its id) that owns a TCP socket bound to local port `port`: for an origin, the worker that sent it a
+ * request, told by the request's `socket.remotePort`. Linux: the socket's inode from /proc/net/tcp, then the worker
+ * with a file descriptor on that inode.
+ */
+export function workerOwning(cluster: Cluster, port: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    const local = f[1]?.split(':')[1];
+    if (local !== undefined && parseInt(local, 16) === port && f[9] !== undefined && f[9] !== '0') inodes.add(f[9]);
+  }
+  for (const [pid, worker] of workerIds(cluster)) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone
+    }
+    for (const fd of fds) {
+      try {
+        const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        if (inode !== undefined && inodes.has(inode)) return worker;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Requests opened one at a time with `open` until requests held at an origin have come from every worker in
+ * `workers`. `heldFrom` is filled by the origin's handler with each held request's `socket.remotePort`; `arrived`
+ * counts every request the origins received, held or not (by default, the held ones). Resolves with the requests
+ * in flight, held or answered.
+ */
+export async function holdInEveryWorker(
+  cluster: Cluster,
+  open: () => Promise<Reply>,
+  heldFrom: readonly number[],
+  options: { workers?: readonly number[]; arrived?: () => number; max?: number } = {},
+): Promise<Promise<Reply>[]> {
+  const { workers = [1, 2], arrived = () => heldFrom.length, max = 40 } = options;
+  const inflight: Promise<Reply>[] = [];
+  const holders = new Set<number>();
+  while (!workers.every((w) => holders.has(w))) {
+    if (inflight.length >= max) throw new Error(`${max} requests held, none by worker ${workers.filter((w) => !holders.has(w)).join(', ')}`);
+    const before = arrived();
+    inflight.push(open());
+    await waitFor(() => arrived() > before, { what: 'the request at an origin' });
+    for (const port of heldFrom) {
+      const worker = workerOwning(cluster, port);
+      if (worker !== undefined) holders.add(worker);
+    }
+  }
+  return inflight;
+}
+
+/** Whether this Node has `reusePort` for net listeners (22.12 and later in 22, 23.1 and later). */
+export function nodeHasReusePort(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }

@@ -10,7 +10,7 @@ import { Client } from 'undici';
 import type { Origin } from '../helpers/origin.js';
 import { namedOrigins, onCleanup } from '../helpers/fixtures.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { accessLines, getFresh, getJson, getMany, killAll, metricSum, originOf, serverState, startCluster, type StatusDoc } from './harness.js';
+import { accessLines, getFresh, getFromEveryWorker, getJson, getMany, holdInEveryWorker, killAll, metricSum, originOf, serverState, startCluster, type StatusDoc } from './harness.js';
 
 // Cluster processes go first; the fixtures' cleanup (origins, servers) runs after.
 afterEach(() => killAll());
@@ -67,11 +67,10 @@ describe('shared health, workers: 2', () => {
     b!.healthy = false;
     await waitFor(async () => (await serverState(cluster, b!.address)) === 'unhealthy', { what: 'o2 unhealthy in /status' });
     const before = b!.received.length;
-    const replies = await getMany(cluster.url('/while-down'), 20);
-    expect(replies.map((r) => originOf(r.body))).toEqual(Array(20).fill('o1'));
+    // Both workers serve some of them, and none sends o2 anything.
+    const replies = await getFromEveryWorker(cluster, '/while-down', { n: 20 });
+    expect(replies.map((r) => originOf(r.body))).toEqual(Array(replies.length).fill('o1'));
     expect(b!.received.length).toBe(before);
-    await waitFor(() => accessLines(cluster, '/while-down').length === 20, { what: 'access lines' });
-    expect(workersOf(accessLines(cluster, '/while-down'))).toEqual(new Set([1, 2]));
     // The verdict is logged once, by the primary.
     const verdicts = cluster.lines.filter((l) => l.msg === 'server failed its active health checks');
     expect(verdicts).toHaveLength(1);
@@ -111,12 +110,10 @@ describe('shared health, workers: 2', () => {
     await cluster.waitForLine((l) => l.msg === 'server ejected by a worker: shared with every worker', 'primary relays the ejection');
 
     const before = b!.received.length;
-    const replies = await getMany(cluster.url('/after'), 20);
+    // The other worker serves some of those too, and sends o2 nothing: it applied the ejection it did not decide.
+    const replies = await getFromEveryWorker(cluster, '/after', { n: 20 });
     expect(replies.every((r) => r.status === 200 && originOf(r.body) === 'o1')).toBe(true);
     expect(b!.received.length).toBe(before);
-    await waitFor(() => accessLines(cluster, '/after').length === 20, { what: 'access lines' });
-    // The other worker served some of those too, and sent o2 nothing: it applied the ejection it did not decide.
-    expect(workersOf(accessLines(cluster, '/after'))).toEqual(new Set([1, 2]));
     expect(cluster.lines.filter((l) => l.msg === 'server ejected')).toHaveLength(1);
     const metrics = (await getFresh(cluster.admin('/metrics'))).body;
     expect(metricSum(metrics, 'ballast_outlier_ejections_total', { server: b!.address })).toBe(1);
@@ -137,12 +134,10 @@ describe('shared health, workers: 2', () => {
     const inPanic = await cluster.waitForLine((l) => l.msg === 'upstream in panic: too few servers available, balancing over all of them', 'panic');
     expect(inPanic).toMatchObject({ role: 'primary', upstream: 'pool', available: 1, eligible: 2 });
     // Both workers pick while in panic (and after): neither logs it again.
-    await getMany(cluster.url('/in-panic'), 12);
+    await getFromEveryWorker(cluster, '/in-panic', { n: 12 });
     const left = await cluster.waitForLine((l) => l.msg === 'upstream left panic', 'panic over when the ejection runs out', { timeoutMs: 5000 });
     expect(left).toMatchObject({ role: 'primary', available: 2, eligible: 2 });
-    await getMany(cluster.url('/after-panic'), 12);
-    await waitFor(() => accessLines(cluster, '/after-panic').length === 12, { what: 'access lines' });
-    expect(workersOf(accessLines(cluster, '/in-panic'))).toEqual(new Set([1, 2]));
+    await getFromEveryWorker(cluster, '/after-panic', { n: 12 });
     const panicLines = cluster.lines.filter((l) => typeof l.msg === 'string' && /panic/.test(l.msg));
     expect(panicLines.map((l) => [l.msg, l.role ?? l.worker])).toEqual([
       [inPanic.msg, 'primary'],
@@ -157,11 +152,17 @@ describe('shared health, workers: 2', () => {
     const [slow, fast] = await namedOrigins('slow', 'fast');
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
-    slow!.handler = (_req, res) => void held.then(() => res.end(JSON.stringify({ origin: 'slow' })));
+    const heldFrom: number[] = [];
+    slow!.handler = (req, res) => {
+      heldFrom.push(req.socket.remotePort!);
+      void held.then(() => res.end(JSON.stringify({ origin: 'slow' })));
+    };
     const cluster = await startCluster((port, adminPort) => pool(port, adminPort, [slow!, fast!], ''));
-    // Six connections, handed to the workers in turn, each worker alternating slow/fast: both hold requests at slow.
-    const inflight = Array.from({ length: 6 }, (_, i) => getFresh(cluster.url(`/held-${i}`)));
-    await waitFor(() => slow!.received.length + fast!.received.length === 6, { what: 'six requests at the origins' });
+    // Connections one by one (each worker alternates slow/fast) until both workers hold requests at slow.
+    let i = 0;
+    const inflight = await holdInEveryWorker(cluster, () => getFresh(cluster.url(`/held-${i++}`)), heldFrom, {
+      arrived: () => slow!.received.length + fast!.received.length,
+    });
     const atSlow = slow!.received.length;
     expect(atSlow).toBeGreaterThanOrEqual(2);
     const status = await getJson<StatusDoc>(cluster.admin('/status'));
@@ -171,14 +172,12 @@ describe('shared health, workers: 2', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { servers: { state: string; active_requests: number }[] };
     expect(body.servers[0]).toMatchObject({ state: 'disabled', active_requests: atSlow });
-    const replies = await getMany(cluster.url('/while-disabled'), 12);
+    const replies = await getFromEveryWorker(cluster, '/while-disabled', { n: 12 });
     expect(replies.every((r) => r.status === 200 && originOf(r.body) === 'fast')).toBe(true);
-    await waitFor(() => accessLines(cluster, '/while-disabled').length === 12, { what: 'access lines' });
-    expect(workersOf(accessLines(cluster, '/while-disabled'))).toEqual(new Set([1, 2]));
 
     release();
     expect((await Promise.all(inflight)).every((r) => r.status === 200)).toBe(true);
-    await waitFor(() => accessLines(cluster, '/held-').length === 6, { what: 'access lines' });
+    await waitFor(() => accessLines(cluster, '/held-').length === inflight.length, { what: 'access lines' });
     // The requests held at slow came through both workers.
     expect(workersOf(accessLines(cluster, '/held-').filter((l) => l.server === slow!.address))).toEqual(new Set([1, 2]));
     expect(await serverState(cluster, slow!.address)).toBe('disabled');
@@ -196,10 +195,8 @@ describe('shared health, workers: 2', () => {
     const reborn = await cluster.waitForLine((l) => l.msg === 'worker ready', 'a new worker ready', { from });
     expect(reborn.worker).toBe(3);
 
-    const replies = await getMany(cluster.url('/after-restart'), 20);
+    // The new worker (id 3) takes its share and, from its first request, knows o2 is down.
+    const replies = await getFromEveryWorker(cluster, '/after-restart', { n: 20, workers: [3] });
     expect(replies.every((r) => r.status === 200 && originOf(r.body) === 'o1')).toBe(true);
-    await waitFor(() => accessLines(cluster, '/after-restart').length === 20, { what: 'access lines' });
-    // The new worker (id 3) took its share and, from its first request, knew o2 was down.
-    expect(workersOf(accessLines(cluster, '/after-restart')).has(3)).toBe(true);
   });
 });

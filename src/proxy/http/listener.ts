@@ -12,7 +12,7 @@ import { compileForwarder, type HttpListenerDeps } from './forwarder-config.js';
 import type { RateLimiters } from './route-rate-limit.js';
 import { ALLOWED_METHODS, HttpForwarder } from './forward.js';
 import { timedOut } from './http1-downstream.js';
-import { listen } from '../../util/listen.js';
+import { listenProxy } from '../../util/listen.js';
 
 
 export type { HttpListenerDeps };
@@ -95,7 +95,7 @@ export class HttpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return listen(this.server, this.config.listen.host, this.config.listen.port);
+    return listenProxy(this.server, this.config.listen.host, this.config.listen.port);
   }
 
   get port(): number {

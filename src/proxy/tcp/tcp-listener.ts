@@ -19,7 +19,7 @@ import { RetryPolicy } from '../retry-policy.js';
 import { retryCounters } from '../retry-counters.js';
 import { TcpListenerMetrics } from './tcp-metrics.js';
 import { TcpSession, type TcpSessionContext } from './tcp-session.js';
-import { listen } from '../../util/listen.js';
+import { listenProxy } from '../../util/listen.js';
 import { clientAddress } from '../../util/client-address.js';
 
 export interface TcpListenerDeps {
@@ -97,7 +97,7 @@ export class TcpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return listen(this.server, this.config.listen.host, this.config.listen.port);
+    return listenProxy(this.server, this.config.listen.host, this.config.listen.port);
   }
 
   get port(): number {
