@@ -7,6 +7,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { get, simpleConfig, startBallast, type TestBallast } from './helpers/ballast.js';
 import { startOrigin, type Origin } from './helpers/origin.js';
+import { sendRaw } from './helpers/raw.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -35,21 +36,6 @@ async function rawOrigin(handler: (req: IncomingMessage, socket: Socket, res: im
     server.close(() => resolve());
   }));
   return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-/** Writes `data` on a fresh connection and collects what comes back until the server closes it (or `untilMs`). */
-function exchangeRaw(port: number, data: string, untilMs = 5000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(data));
-    let text = '';
-    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    socket.on('error', () => {});
-    const timer = setTimeout(() => socket.destroy(), untilMs);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(text);
-    });
-  });
 }
 
 async function metric(b: TestBallast, prefix: string): Promise<string[]> {
@@ -107,7 +93,7 @@ describe('pipelining', () => {
       }, 50);
     });
     const b = await ballast(simpleConfig([origin.address]).replace('access_log: true', 'access_log: false'));
-    const text = await exchangeRaw(b.port, 'GET /p HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    const text = await sendRaw(b.port, 'GET /p HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
     expect(text).toBe('');
     // The first request may not even have reached the origin before its connection was closed.
     expect(most).toBeLessThanOrEqual(1);
@@ -146,7 +132,7 @@ describe('pipelining', () => {
     const [o] = await origins(1);
     o!.mode = 'hang';
     const b = await ballast(simpleConfig([o!.address]));
-    const text = await exchangeRaw(b.port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const text = await sendRaw(b.port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
     expect(text).not.toContain('101');
     const upstream = b.ballast.upstreams.get('pool')!;
     await waitFor(() => upstream.hosts[0]!.inflight === 0, { what: 'the hung request cancelled' });
@@ -233,7 +219,7 @@ describe('max_body_size', () => {
   it('a Content-Length over the limit gets 413 before anything is sent upstream', async () => {
     const [o] = await origins(1);
     const b = await ballast(simpleConfig([o!.address], '', limited));
-    const text = await exchangeRaw(b.port, `POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n${'a'.repeat(1024)}`);
+    const text = await sendRaw(b.port, `POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n${'a'.repeat(1024)}`);
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
     expect(text).toMatch(/x-ballast-error: body_too_large/i);
     expect(text).toMatch(/connection: close/i);
@@ -256,13 +242,13 @@ describe('max_body_size', () => {
     const chunk = 'a'.repeat(64 * 1024);
     let body = '';
     for (let i = 0; i < 32; i++) body += `${(64 * 1024).toString(16)}\r\n${chunk}\r\n`;
-    const text = await exchangeRaw(b.port, `POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}0\r\n\r\n`);
+    const text = await sendRaw(b.port, `POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}0\r\n\r\n`);
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
     await sleep(100);
     expect(started).toBeLessThanOrEqual(1);
     expect(completed).toBe(0);
     // A chunked body under the limit still goes through whole.
-    const small = await exchangeRaw(b.port, `POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+    const small = await sendRaw(b.port, `POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
     expect(small.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(completed).toBe(1);
   });
@@ -344,7 +330,7 @@ describe('clients that do not read, and what is asked before a body is sent', ()
   it('Expect: 100-continue gets its 100 only once the request is admitted', async () => {
     const [o] = await origins(1);
     const b = await ballast(simpleConfig([o!.address], '', '    client: { max_body_size: 10 }'));
-    const refused = await exchangeRaw(b.port, 'POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n', 2000);
+    const refused = await sendRaw(b.port, 'POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n', 2000);
     expect(refused.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
     expect(refused).not.toContain('100 Continue');
     const admitted = await new Promise<string>((resolve) => {
@@ -400,7 +386,7 @@ describe('what no proxy should pass on, and what every answer carries', () => {
     const [o] = await origins(1);
     const b = await ballast(simpleConfig([o!.address]).replace('      - upstream: pool', '      - { match: { host: only.example }, upstream: pool }'));
     for (const raw of ['GET / HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n', 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n', 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n']) {
-      const text = await exchangeRaw(b.port, raw, 2000);
+      const text = await sendRaw(b.port, raw, 2000);
       expect(text).toMatch(/\r\nx-request-id: [^\r]+\r\n/i);
     }
   });
@@ -408,7 +394,7 @@ describe('what no proxy should pass on, and what every answer carries', () => {
   it('OPTIONS * is answered by Ballast with 200 and Allow, and never reaches an origin', async () => {
     const [o] = await origins(1);
     const b = await ballast(simpleConfig([o!.address]));
-    const text = await exchangeRaw(b.port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const text = await sendRaw(b.port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(text).toMatch(/\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n/i);
     expect(o!.received).toEqual([]);

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, simpleConfig, startBallast, type TestBallast } from './helpers/ballast.js';
+import { sendRaw } from './helpers/raw.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -25,21 +26,6 @@ async function ballast(yaml: string, random?: () => number): Promise<TestBallast
   return b;
 }
 
-/** Sends `data` on a fresh connection; resolves with what came back once the server closed it or after `ms`. */
-function raw(port: number, data: string, ms = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(data));
-    let text = '';
-    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    socket.on('error', () => {});
-    const timer = setTimeout(() => socket.destroy(), ms);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(text);
-    });
-  });
-}
-
 describe('exchange bookkeeping', () => {
   it('a HEAD answered with a retryable status the policy declines to retry is relayed, and gives everything back', async () => {
     const origin = createServer((req, res) => {
@@ -49,7 +35,7 @@ describe('exchange bookkeeping', () => {
     const address = await listen(origin);
     // Retry-After is past the request deadline: the policy refuses (deadline) and the 503 is relayed as it is.
     const b = await ballast(simpleConfig([address], '    timeouts: { request: 5s }'));
-    const text = await raw(b.port, 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nHEAD /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const text = await sendRaw(b.port, 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nHEAD /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(text.match(/HTTP\/1\.1 503/g)).toHaveLength(2);
     const upstream = b.ballast.upstreams.get('pool')!;
     await waitFor(() => upstream.hosts[0]!.inflight === 0 && upstream.breaker.active === 0, { what: 'leases and admissions given back' });
