@@ -5,8 +5,8 @@
  * every worker go back to the previous config, so the cluster never runs two configs for longer than the reload.
  *
  * When each worker binds a socket of its own (accept.ts), a listener address the running config does not hold is
- * first bound once by the primary without SO_REUSEPORT: one another process holds refuses the reload, as a single
- * process refuses it, where the workers' binds would have succeeded and shared the port with that process.
+ * first bound once by the primary without SO_REUSEPORT: an address another process holds refuses the reload, as it
+ * does in a single process, where the workers' own binds would have succeeded and shared the port with that process.
  *
  * The primary's Ballast holds the config in force (`ballast.config`): a worker forked during a reload starts on it.
  */

@@ -3,11 +3,11 @@
  * serialisation), and the one way each side sends: `send`, which never throws and never leaves an error unhandled
  * when the other side is gone (a worker that died, a primary that was killed).
  *
- * A worker's life: it sends `hello`; the primary answers `init` (the config in force, a snapshot of every
- * server's health, and how to bind: accept.ts); the worker binds its listeners and sends `ready` (or `failed`). From then on the primary sends
- * each active-check flip, admin action and relayed ejection as `health`, and the worker sends its own ejections
- * as `health`; `reload` carries a new config (and a fresh snapshot) and is answered `reloaded`; `query` asks for
- * the worker's metrics or its requests in flight; `stop` drains the worker and it exits.
+ * A worker's life: it sends `hello`; the primary answers `init` (the config in force, a snapshot of every server's
+ * health, and how to bind its listeners: accept.ts); the worker binds its listeners and sends `ready` (or `failed`).
+ * From then on the primary sends each active-check flip, admin action and relayed ejection as `health`, and the
+ * worker sends its own ejections as `health`; `reload` carries a new config (and a fresh snapshot) and is answered
+ * `reloaded`; `query` asks for the worker's metrics or its requests in flight; `stop` drains the worker and it exits.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config/schema.js';
