@@ -37,6 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile, formatSummary } from './profile-summary.mjs';
+import { parseWrk as parseWrkOutput } from './wrk-output.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -649,34 +650,10 @@ async function runWrk(scenario, url, onMeasuring) {
   return once(DURATION);
 }
 
+/** wrk's figures (wrk-output.mjs), in the shape of an autocannon result. */
 function parseWrk(text, seconds) {
-  const unit = (v, u) => Number(v) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 }[u] ?? 1);
-  const pct = (p) => {
-    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
-    return m ? unit(m[1], m[2]) : NaN;
-  };
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
-  const requests = total ? Number(total[1]) : 0;
-  const elapsed = total ? unit(total[2], total[3]) / 1000 : seconds;
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const non = /Non-2xx or 3xx responses: (\d+)/.exec(text);
-  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(text);
-  const bytes = transfer ? Number(transfer[1]) * { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[transfer[2]] : 0;
-  return {
-    requests,
-    seconds: elapsed,
-    rps: requests / elapsed,
-    p50: pct(50),
-    p99: pct(99),
-    max: NaN,
-    // wrk counts a server's close after `Connection: close` as a read "error" only when it comes before a response;
-    // connect/write errors are real failures.
-    errors: sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : 0,
-    timeouts: sock ? Number(sock[4]) : 0,
-    non2xx: non ? Number(non[1]) : 0,
-    bytesPerSec: bytes,
-    statusCodes: {},
-  };
+  const { loadGenCpuMs: _own, ...figures } = parseWrkOutput(text, seconds);
+  return { ...figures, max: NaN, statusCodes: {} };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseWrk as parseWrkOutput } from './wrk-output.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(HERE, '..', 'dist', 'cli.js');
@@ -379,31 +380,10 @@ function runWrk(load, url, seconds, ctx) {
   });
 }
 
+/** wrk's figures (wrk-output.mjs); every failure counts as an error here, a non-2xx answer and a timeout too. */
 function parseWrk(text, seconds) {
-  const unit = (v, u) => Number(v) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 }[u] ?? 1);
-  const pct = (p) => {
-    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
-    return m ? unit(m[1], m[2]) : NaN;
-  };
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(text);
-  const requests = total ? Number(total[1]) : 0;
-  const elapsed = total ? unit(total[2], total[3]) / 1000 : seconds;
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const non = /Non-2xx or 3xx responses: (\d+)/.exec(text);
-  // `times`: the shell's own user and system time, then its children's (wrk's).
-  const times = [...text.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)];
-  const child = times[times.length - 1];
-  const loadGenCpuMs = child ? (Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4])) * 1000 : NaN;
-  return {
-    requests,
-    seconds: elapsed,
-    rps: requests / elapsed,
-    p50: pct(50),
-    p99: pct(99),
-    // wrk counts a server's close after `Connection: close` as a read error only when it comes before a response.
-    errors: (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0) + (non ? Number(non[1]) : 0),
-    loadGenCpuMs,
-  };
+  const r = parseWrkOutput(text, seconds);
+  return { requests: r.requests, seconds: r.seconds, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors + r.timeouts + r.non2xx, loadGenCpuMs: r.loadGenCpuMs };
 }
 
 /** Without wrk: bench/load.mjs (its node:http new-connection client, or autocannon), which reports its own CPU. */

@@ -1,6 +1,6 @@
 /** The `ballast` command as a user runs it: a separate process, real signals, real sockets. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import { startOrigin, type Origin } from './helpers/origin.js';
 import { freePort, get } from './helpers/ballast.js';
 import { waitFor } from './helpers/wait.js';
+import { exitCode, spawnCli, type CliProcess } from './helpers/cli.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'ballast-cli-'));
 const children: ChildProcess[] = [];
 const origins: Origin[] = [];
@@ -18,20 +18,10 @@ afterEach(async () => {
   for (const o of origins.splice(0)) await o.close();
 });
 
-function run(args: string[]): ChildProcess & { out: () => string; err: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[]): CliProcess {
+  const child = spawnCli(args);
   children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  return Object.assign(child, { out: () => out, err: () => err });
-}
-
-async function exitCode(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return code;
+  return child;
 }
 
 function file(name: string, text: string): string {

@@ -22,9 +22,9 @@ import { NEVER_HEALTHY_PROBES } from '../src/health/health-service.js';
 import { freePort, get, startBallast, type TestBallast } from './helpers/ballast.js';
 import { startOrigin, type Origin } from './helpers/origin.js';
 import { waitFor, sleep } from './helpers/wait.js';
+import { exitCode, spawnCli, type CliProcess } from './helpers/cli.js';
 
 const ROOT = join(import.meta.dirname, '..');
-const CLI = join(ROOT, 'dist', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'ballast-first-run-'));
 const children: ChildProcess[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -33,26 +33,12 @@ afterEach(async () => {
   for (const f of cleanups.splice(0)) await f();
 });
 
-type Run = ChildProcess & { out: () => string; err: () => string };
+type Run = CliProcess;
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Run {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BALLAST_DEMO_PORT: '', ...env } });
+  const child = spawnCli(args, { BALLAST_DEMO_PORT: '', ...env });
   children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  return Object.assign(child, { out: () => out, err: () => err });
-}
-
-/** The exit code, or a failure if the process is still running after `timeoutMs` (it must never hang). */
-async function exitCode(child: ChildProcess, timeoutMs = 10_000): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(timer);
-  if (signal === 'SIGKILL') throw new Error(`still running after ${timeoutMs} ms`);
-  return code;
+  return child;
 }
 
 function file(name: string, text: string): string {
