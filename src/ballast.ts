@@ -14,6 +14,7 @@ import { LocalHealthFeed, type HealthFeed } from './health/health-feed.js';
 import { HealthService } from './health/health-service.js';
 import { AccessLog } from './access-log.js';
 import { createLogger, type Logger } from './log.js';
+import { sameShape } from './proxy/http/acceptor.js';
 import { HttpListener } from './proxy/http/listener.js';
 import { TcpListener } from './proxy/tcp/tcp-listener.js';
 import { Upstream } from './upstream/upstream.js';
@@ -173,8 +174,10 @@ export class Ballast {
     }
 
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: this.#accessLogFor(next), random: this.#random };
+    // An HTTP listener whose TLS or HTTP/2 shape changes accepts on another kind of socket: it is replaced.
     const sameSocket = (a: ListenerConfig, b: ListenerConfig) =>
-      a.name === b.name && a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+      a.name === b.name && a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port &&
+      (a.protocol !== 'http' || b.protocol !== 'http' || sameShape(a, b));
     const current = [...this.httpListeners, ...this.tcpListeners];
     const kept = new Map<HttpListener | TcpListener, ListenerConfig>();
     for (const l of current) {

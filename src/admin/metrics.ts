@@ -8,6 +8,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Upstream } from '../upstream/upstream.js';
 import { flushCells, HotHistogram, registerHotHistograms, type HotCell, type LabelledCell, type LevelCell } from './hot-metrics.js';
 import { TrafficWindows } from './traffic-window.js';
+import { EdgeMetrics } from './edge-metrics.js';
 
 export type { HotCell, LevelCell };
 
@@ -40,6 +41,8 @@ export class Metrics {
   readonly badRequests: Counter<'listener' | 'reason'>;
   /** Each server's last minute of requests, errors and latency, for /status and the dashboard. */
   readonly traffic = new TrafficWindows();
+  /** TLS handshakes, certificate expiry, HTTP/2 rapid reset. */
+  readonly edge: EdgeMetrics;
   #upstreams: readonly Upstream[] = [];
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -129,6 +132,7 @@ export class Metrics {
         for (const u of self.#upstreams) this.set({ upstream: u.name }, u.panicking(u.now()) ? 1 : 0);
       },
     });
+    this.edge = new EdgeMetrics(this.registry);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 

@@ -8,6 +8,7 @@ import { BALANCE_NAMES, type BalanceName } from '../balancer/types.js';
 import { HASH_KEY_PATTERN } from '../balancer/hash-key.js';
 import { isPrime } from '../balancer/maglev.js';
 import { closest } from './suggest.js';
+import { certificatePair, pemFile } from './tls-files.js';
 import {
   cidr,
   duration,
@@ -186,12 +187,36 @@ const route = z.strictObject({
   client: routeClient.optional(),
 });
 
+const ALPN_EXPECTED = 'expected a list of h2 and http/1.1, e.g. [h2, http/1.1]';
+
+/** TLS termination on a listener (#15): SNI picks among the certificates, the first is the default. */
+const listenerTls = z.strictObject({
+  certificates: z.array(certificatePair, { error: 'expected a list of { cert, key } file pairs' }).min(1, 'a TLS listener needs at least one certificate'),
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  alpn: z.array(z.enum(['h2', 'http/1.1'], { error: ALPN_EXPECTED }), { error: ALPN_EXPECTED }).min(1, ALPN_EXPECTED)
+    .refine((list) => new Set(list).size === list.length, 'each protocol once').default(['h2', 'http/1.1']),
+  /** Mutual TLS: every client must present a certificate this bundle verifies. */
+  client_ca: pemFile('ca').optional(),
+  /** Longest a client may take to finish its handshake (a slow handshake holds a socket like a slow header). */
+  handshake_timeout: positiveDuration.default(10_000),
+});
+
+/** HTTP/2 towards clients (RFC 9113): by ALPN over TLS, and with prior knowledge in clear text when `cleartext`. */
+const listenerHttp2 = z.strictObject({
+  max_concurrent_streams: fromText(z.number().int().min(1).max(10_000)).default(100),
+  /** The largest header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE); defaults to client.max_header_size. */
+  max_header_list_size: size.optional(),
+  cleartext: fromText(z.boolean()).default(false),
+}).prefault({});
+
 const httpListener = z.strictObject({
   name,
   protocol: z.literal('http'),
   listen: listenAddress,
   trusted_proxies: z.array(cidr).default([]),
   routes: z.array(route).min(1, 'an http listener needs at least one route'),
+  tls: listenerTls.optional(),
+  http2: listenerHttp2,
   /**
    * Limits against slow or abusive clients (node:http server options). Its timeouts take 0 as no limit, except
    * headers_timeout: the slowloris guard, which also sets how often Node checks connections (listener.ts), so 0
@@ -235,6 +260,8 @@ const tcpListener = z.strictObject({
   connect_attempts: fromText(z.number().int().min(1).max(10)).default(3),
   send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
   accept_proxy_protocol: fromText(z.boolean()).default(false),
+  /** Terminate TLS, then relay the clear text (ALPN is not offered: the bytes are not read). */
+  tls: listenerTls.omit({ alpn: true }).optional(),
 });
 
 /** `protocol` defaults to http, so the smallest file needs no more than a listener and an upstream. */
@@ -335,6 +362,8 @@ export type ListenerConfig = Config['listeners'][number];
 export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
 export type RateLimitConfig = z.output<typeof rateLimit>;
 export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
+export type ListenerTlsConfig = z.output<typeof listenerTls>;
+export type ListenerTlsBase = Omit<ListenerTlsConfig, 'alpn'>;
 export type UpstreamConfig = Config['upstreams'][number];
 export type ServerConfig = UpstreamConfig['servers'][number];
 export type RetryConfig = UpstreamConfig['retry'];

@@ -24,6 +24,10 @@ export interface Downstream {
   readonly body: Readable | null;
   /** A WebSocket handshake: sent upstream as an upgrade, and tunnelled on a 101. */
   readonly websocket: boolean;
+  /** The TLS version of the client's connection (`TLSv1.3`), undefined in clear text: for the access log. */
+  readonly tls?: string | undefined;
+  /** A deadline the client set for its request (a gRPC call's `grpc-timeout`), in milliseconds. */
+  readonly timeoutMs?: number | undefined;
   /** Response body bytes written so far. */
   readonly bytesSent: number;
 

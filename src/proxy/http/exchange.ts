@@ -97,7 +97,7 @@ export class Exchange implements AttemptOwner {
     const deps = this.#forwarder.deps;
     const clientIp = down.clientIp;
     const trusted = deps.trustedProxies !== undefined && deps.trustedProxies.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4');
-    const forwarded = forwardRequestHeaders(down.rawHeaders, { clientIp, trusted, httpVersion: down.httpVersion });
+    const forwarded = forwardRequestHeaders(down.rawHeaders, { clientIp, trusted, httpVersion: down.httpVersion, secure: down.tls !== undefined });
     this.#headers = forwarded.headers;
     this.#requestId = forwarded.requestId;
     // The same affinity for WebSocket handshakes as for plain requests: a user's sockets land where their requests do.
@@ -116,7 +116,7 @@ export class Exchange implements AttemptOwner {
     const body = RequestBody.open(down, limits, {
       complete: () => {
         // The request is complete: the upstream deadline starts now for a body streamed while an attempt waited.
-        if (this.#deadline !== 0) this.#deadline = performance.now() + this.#route.upstream.config.timeouts.request;
+        if (this.#deadline !== 0) this.#deadline = performance.now() + this.#requestTimeout();
         this.#current?.bodySent(this.#tryTimeout());
       },
       slow: () => this.#blameClient(FAILURES.clientTimeout, 'client too slow to send its request body'),
@@ -137,6 +137,12 @@ export class Exchange implements AttemptOwner {
   /** Whether the request waits on the client, still sending its body (not on the upstream, not reading it). */
   get uploading(): boolean {
     return this.#body?.waitingForClient ?? false;
+  }
+
+  /** The upstream's `timeouts.request`, or the shorter deadline the client set (a gRPC call's `grpc-timeout`). */
+  #requestTimeout(): number {
+    const own = this.#route.upstream.config.timeouts.request;
+    return this.down.timeoutMs === undefined ? own : Math.min(own, this.down.timeoutMs);
   }
 
   /** How long an attempt may wait for its response head from now: the per-try timeout within the deadline. */
@@ -184,7 +190,7 @@ export class Exchange implements AttemptOwner {
   #dispatch(lease: Lease): Attempt {
     const upstream = this.#route.upstream;
     this.#tries.add(lease.host);
-    if (this.#deadline === 0) this.#deadline = performance.now() + upstream.config.timeouts.request;
+    if (this.#deadline === 0) this.#deadline = performance.now() + this.#requestTimeout();
     const headersTimeout = this.#tryTimeout();
     const attempt = new Attempt(this, lease, headersTimeout);
     this.#leased = lease;
@@ -381,6 +387,8 @@ export class Exchange implements AttemptOwner {
         method: down.method,
         url: down.url,
         upgrade: down.websocket ? 'websocket' : undefined,
+        protocol: down.httpVersion === '2' ? 'h2' : undefined,
+        tls: down.tls,
         upstream: this.#route.upstream.name,
         server: this.#tries.server,
         attempts: this.#tries.count,

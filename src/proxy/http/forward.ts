@@ -4,14 +4,16 @@
  * It also counts the exchanges in flight, so shutdown can wait for them.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
 import { Exchange } from './exchange.js';
 import { FAILURES, type Failure } from './failures.js';
 import type { CompiledRoute, ExchangeSite, ForwarderDeps } from './forwarder-config.js';
-import { framingProblem } from './framing.js';
+import { framingProblem, http2Problem } from './framing.js';
 import { Http1Downstream } from './http1-downstream.js';
+import { Http2Downstream, http1Fields } from './http2-downstream.js';
 import { admit, busy } from './pipeline.js';
 import { sendFailure, writeFailure } from './respond.js';
 import { UpgradeDownstream } from './upgrade-downstream.js';
@@ -24,8 +26,16 @@ const ASTERISK = Symbol('OPTIONS *');
 /** The methods Ballast forwards: what `OPTIONS *` answers, and the `Allow` of CONNECT's 405 (listener.ts). */
 export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE';
 
+/** What admission reads of a request, whichever protocol brought it. */
+export interface RequestHead {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly socket: { readonly remoteAddress?: string | undefined } | null;
+}
+
 /** The id of a request answered here: the client's own `X-Request-Id`, or a new one (headers.ts does the same). */
-function requestIdOf(req: IncomingMessage): string {
+function requestIdOf(req: RequestHead): string {
   const own = req.headers['x-request-id'];
   return typeof own === 'string' && own !== '' ? own : randomUUID();
 }
@@ -64,7 +74,7 @@ export class HttpForwarder implements ExchangeSite {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     req.on('error', noop);
     res.on('error', noop);
-    const route = this.#admit(req, false, false);
+    const route = this.#admit(req, framingProblem(req, false), false);
     if (route === ASTERISK) {
       // RFC 9110 §9.3.7: `OPTIONS *` asks what the server supports; the proxy answers for itself.
       res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, 'x-request-id': requestIdOf(req) });
@@ -95,7 +105,7 @@ export class HttpForwarder implements ExchangeSite {
       return;
     }
     const websocket = (req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
-    const route = this.#admit(req, true, websocket);
+    const route = this.#admit(req, framingProblem(req, true), websocket);
     if (route === ASTERISK) return writeFailure(socket, FAILURES.badRequest, 'asterisk-form request target in an upgrade');
     if (route instanceof Refusal) {
       writeFailure(socket, route.failure, route.failure === FAILURES.badRequest ? route.detail : undefined, requestIdOf(req));
@@ -109,10 +119,33 @@ export class HttpForwarder implements ExchangeSite {
     new Exchange(this, route, new UpgradeDownstream(req, socket, head, websocket)).start();
   };
 
+  /** The `stream` handler of the listener's HTTP/2 sessions (http2-front.ts): one exchange per stream. */
+  readonly handleStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, endStream: boolean, raw: readonly string[], tls: string): void => {
+    // RFC 9113 §8.3.1: `:authority` is what HTTP/1.1 calls Host; routing, hash keys and the origin see it as Host.
+    const authority = headers[':authority'];
+    if (typeof authority === 'string' && headers.host === undefined) headers.host = authority;
+    const down = new Http2Downstream(stream, headers, http1Fields(raw), endStream, tls);
+    const head: RequestHead = { method: down.method, url: down.url, headers, socket: stream.session?.socket ?? null };
+    const route = this.#admit(head, http2Problem(headers), false);
+    if (route === ASTERISK) {
+      stream.respond({ ':status': 200, allow: ALLOWED_METHODS, 'content-length': 0, 'x-request-id': requestIdOf(head) }, { endStream: true });
+      return;
+    }
+    if (route instanceof Refusal) {
+      down.fail(route.failure, requestIdOf(head), route.failure === FAILURES.badRequest ? route.detail : undefined);
+      return;
+    }
+    const wait = this.#rateLimited(head, route);
+    if (wait > 0) {
+      down.fail(FAILURES.rateLimited, requestIdOf(head), undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      return;
+    }
+    new Exchange(this, route, down).start();
+  };
+
   /** The route of a request, or why it is answered here without an upstream (malformed, or no route): counted and logged. */
-  #admit(req: IncomingMessage, upgrade: boolean, websocket: boolean): CompiledRoute | Refusal | typeof ASTERISK {
+  #admit(req: RequestHead, problem: string | undefined, websocket: boolean): CompiledRoute | Refusal | typeof ASTERISK {
     const deps = this.deps;
-    const problem = framingProblem(req, upgrade);
     let refusal: Refusal;
     if (problem === undefined && req.url === '*') {
       this.#answeredHere(req, 200, 'OPTIONS *');
@@ -138,7 +171,7 @@ export class HttpForwarder implements ExchangeSite {
    * Milliseconds until the request's key may send again when it is over the route's `client.rate_limit` (429, counted
    * and logged here); 0 when it may go on.
    */
-  #rateLimited(req: IncomingMessage, route: CompiledRoute): number {
+  #rateLimited(req: RequestHead, route: CompiledRoute): number {
     const limit = route.rateLimit;
     if (limit === undefined) return 0;
     const key = limit.keyOf(req);
@@ -148,7 +181,7 @@ export class HttpForwarder implements ExchangeSite {
     route.metrics.request(FAILURES.rateLimited.status, 0);
     this.deps.accessLog?.write({
       listener: this.deps.listener,
-      client: clientAddress(req.socket.remoteAddress),
+      client: clientAddress(req.socket?.remoteAddress),
       method: req.method,
       url: req.url,
       upstream: route.upstream.name,
@@ -161,11 +194,11 @@ export class HttpForwarder implements ExchangeSite {
   }
 
   /** A request answered without an upstream is still a request: counted, and given its access line. */
-  #answeredHere(req: IncomingMessage, status: number, detail: string): void {
+  #answeredHere(req: RequestHead, status: number, detail: string): void {
     this.deps.unrouted.request(status, 0);
     this.deps.accessLog?.write({
       listener: this.deps.listener,
-      client: clientAddress(req.socket.remoteAddress),
+      client: clientAddress(req.socket?.remoteAddress),
       method: req.method,
       url: req.url,
       status,

@@ -3,7 +3,7 @@
  * Two parsers that disagree on where a request ends, or which host it is for, is how requests are smuggled;
  * anything ambiguous is refused with 400 and the connection closed, before a byte goes upstream.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 /**
  * Connections on which a request was refused. Node keeps parsing what the client pipelined behind it (the 400 is
@@ -103,4 +103,27 @@ function headerEntryCap(req: IncomingMessage): number {
 export function hasRequestBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * Why an HTTP/2 request is refused, or undefined. nghttp2 has already refused what RFC 9113 §8.1.1 makes malformed
+ * (connection-specific fields, pseudo-fields missing, repeated or after regular ones, a Content-Length its DATA
+ * frames disagree with), as a stream error; this adds what a proxy that routes by authority and path needs.
+ */
+export function http2Problem(headers: IncomingHttpHeaders): string | undefined {
+  const method = headers[':method'];
+  // RFC 9113 §8.5 CONNECT, and RFC 8441's extended CONNECT (not offered: SETTINGS_ENABLE_CONNECT_PROTOCOL is 0).
+  if (method === 'CONNECT') return 'CONNECT is not supported';
+  const authority = headers[':authority'];
+  const host = headers.host;
+  if (authority === undefined && host === undefined) return 'missing :authority';
+  // RFC 9113 §8.3.1: a Host that names another authority than :authority makes the request malformed.
+  if (authority !== undefined && host !== undefined && host !== authority) return 'Host differs from :authority';
+  const target = (authority ?? host) as string;
+  if (target === '' || !/^[A-Za-z0-9.\-_~%!$&'()*+;=]*(?::\d*)?$|^\[[0-9A-Fa-f:.]+\](?::\d*)?$/.test(target)) return 'invalid :authority';
+  const path = String(headers[':path'] ?? '');
+  if (path === '*') return method === 'OPTIONS' ? undefined : 'asterisk-form request target other than OPTIONS';
+  if (path.charCodeAt(0) !== 47 /* '/' */) return 'request target not in origin-form';
+  if (INVALID_TARGET.test(path)) return 'invalid character in request target';
+  return undefined;
 }

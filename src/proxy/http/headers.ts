@@ -36,8 +36,10 @@ export interface ForwardedContext {
   readonly clientIp: string;
   /** The peer is in `trusted_proxies`: its X-Forwarded-* chain is kept and appended to. */
   readonly trusted: boolean;
-  /** `1.1` or `1.0`, for `Via` (RFC 9110 §7.6.3). */
+  /** `1.1`, `1.0` or `2`, for `Via` (RFC 9110 §7.6.3). */
   readonly httpVersion: string;
+  /** The client's connection was TLS: X-Forwarded-Proto says https. */
+  readonly secure?: boolean;
 }
 
 export interface ForwardedRequestHeaders {
@@ -136,7 +138,7 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
   const ownVia = ctx.httpVersion === '1.1' ? VIA_11 : ctx.httpVersion === '1.0' ? VIA_10 : `${ctx.httpVersion}${VIA_SUFFIX}`;
   out.push(
     'x-forwarded-for', xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`,
-    'x-forwarded-proto', xfProto ?? 'http',
+    'x-forwarded-proto', xfProto ?? (ctx.secure === true ? 'https' : 'http'),
     'x-forwarded-host', xfHost ?? host,
     'via', via === undefined ? ownVia : `${via}, ${ownVia}`,
     'x-request-id', requestId,

@@ -3,6 +3,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
 import type { Downstream } from './downstream.js';
@@ -10,6 +11,11 @@ import type { Failure } from './failures.js';
 import { hasRequestBody, isRefused, refuseConnection } from './framing.js';
 import { finished } from './pipeline.js';
 import { reasonFor, sendFailure } from './respond.js';
+
+/** The TLS version of a client connection, undefined in clear text (read for the access log only). */
+export function tlsVersion(socket: Socket): string | undefined {
+  return 'encrypted' in socket ? ((socket as TLSSocket).getProtocol() ?? undefined) : undefined;
+}
 
 /** Responses node:http answered 408 for (`client.request_timeout`): marked by the listener's clientError handler. */
 export const timedOut = new WeakSet<ServerResponse>();
@@ -64,6 +70,10 @@ export class Http1Downstream implements Downstream {
 
   get websocket(): boolean {
     return false;
+  }
+
+  get tls(): string | undefined {
+    return tlsVersion(this.#socket);
   }
 
   continue(): void {

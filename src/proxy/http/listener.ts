@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
@@ -13,6 +13,8 @@ import type { RateLimiters } from './route-rate-limit.js';
 import { ALLOWED_METHODS, HttpForwarder } from './forward.js';
 import { timedOut } from './http1-downstream.js';
 import { listenProxy } from '../../util/listen.js';
+import { createAcceptor, type Acceptor } from './acceptor.js';
+import { Http2Front } from './http2-front.js';
 
 
 export type { HttpListenerDeps };
@@ -20,10 +22,15 @@ export type { HttpListenerDeps };
 export class HttpListener {
   readonly name: string;
   config: HttpListenerConfig;
+  /** The HTTP/1 server: it listens itself in clear text, and is handed HTTP/1 connections under TLS (acceptor.ts). */
   readonly server: Server;
+  /** The HTTP/2 sessions, when the listener offers HTTP/2 (ALPN h2, or `http2.cleartext`). */
+  readonly http2: Http2Front | undefined;
+  readonly acceptor: Acceptor;
   readonly forwarder: HttpForwarder;
   readonly #log: Logger;
   readonly #connections = new Set<Socket>();
+  #untrack: (() => void) | undefined;
   readonly #maxHeaderSize: number;
   /** Rate-limit buckets, kept across reloads that keep a limit. */
   readonly #rateLimiters: RateLimiters = new Map();
@@ -50,7 +57,6 @@ export class HttpListener {
       // within a second of its deadline, not half a minute later.
       connectionsCheckingInterval: Math.min(1000, client.headers_timeout),
     });
-    if (client.max_connections !== undefined) this.server.maxConnections = client.max_connections;
     this.server.on('request', this.forwarder.handle);
     // `Expect: 100-continue`: the 100 is sent once the request is admitted (routed, under its limits), not by
     // node:http up front, so a request that will be refused is answered before its body is sent (RFC 9110 §10.1.1).
@@ -63,6 +69,16 @@ export class HttpListener {
       socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${ALLOWED_METHODS}\r\nconnection: close\r\ncontent-length: 0\r\nx-request-id: ${randomUUID()}\r\n\r\n`);
     });
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
+    const offersH2 = config.tls !== undefined ? config.tls.alpn.includes('h2') : config.http2.cleartext;
+    this.http2 = offersH2 ? new Http2Front(config, this.forwarder.handleStream, deps.metrics.edge.http2(config.name), deps.log) : undefined;
+    this.acceptor = createAcceptor(config, this.server, this.http2, deps.metrics.edge.tls(config.name));
+    const certificates = this.acceptor.certificates;
+    if (certificates !== undefined) {
+      deps.metrics.edge.trackCertificates(config.name, certificates);
+      this.#untrack = () => deps.metrics.edge.untrackCertificates(config.name, certificates);
+    }
+    const accepting = this.acceptor.server;
+    if (accepting !== this.server) accepting.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
     // Per connection: a Set entry and a count the scrape reads (a prom-client gauge child would turn its labels into
     // a key on every inc and dec). A socket closes once, so `on` (`once` allocates a wrapper per connection).
     const open = deps.metrics.openConnections(config.name);
@@ -71,11 +87,18 @@ export class HttpListener {
       connections.delete(this);
       open.value--;
     };
-    this.server.on('connection', (socket: Socket) => {
+    // Counted where they are accepted: before the TLS handshake, whatever protocol they then speak.
+    if (client.max_connections !== undefined) accepting.maxConnections = client.max_connections;
+    accepting.on('connection', (socket: Socket) => {
       connections.add(socket);
       open.value++;
       socket.on('close', onClose);
     });
+  }
+
+  /** The socket that listens: the node:http server itself, or the TLS (or preface-sniffing) server before it. */
+  get #accepting(): NetServer {
+    return this.acceptor.server;
   }
 
   /**
@@ -89,23 +112,30 @@ export class HttpListener {
     this.server.headersTimeout = client.headers_timeout;
     this.server.requestTimeout = client.request_timeout;
     this.server.keepAliveTimeout = client.keep_alive_timeout;
-    this.server.maxConnections = client.max_connections ?? Infinity;
+    this.#accepting.maxConnections = client.max_connections ?? Infinity;
+    this.acceptor.update(config);
+    this.http2?.update(config);
     // node:http fixes the header size limit when the server is created.
     if (client.max_header_size !== this.#maxHeaderSize) deps.log.warn({ listener: this.name }, 'client.max_header_size changes take effect at the next restart');
   }
 
   listen(): Promise<AddressInfo> {
-    return listenProxy(this.server, this.config.listen.host, this.config.listen.port);
+    return listenProxy(this.#accepting, this.config.listen.host, this.config.listen.port);
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return (this.#accepting.address() as AddressInfo).port;
   }
 
   /** Stop accepting, let in-flight requests finish until the deadline, then close every connection. */
   async close(drainMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.#untrack?.();
+    const accepting = this.#accepting;
+    const closed = new Promise<void>((resolve) => accepting.close(() => resolve()));
+    if (accepting !== this.server) this.server.close(() => {});
     this.server.closeIdleConnections();
+    // HTTP/2 sessions get GOAWAY: their streams in flight finish, no new one starts (RFC 9113 §6.8).
+    this.http2?.drain();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, drainMs);
@@ -114,6 +144,7 @@ export class HttpListener {
     clearTimeout(timer);
     this.forwarder.cutting = this.forwarder.exchanges > 0;
     this.server.closeAllConnections();
+    this.http2?.destroy();
     for (const socket of this.#connections) socket.destroy();
     await closed;
     // The exchanges just cut end once undici has aborted their upstream requests, a tick or two later; wait (briefly)

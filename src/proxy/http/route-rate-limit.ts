@@ -8,7 +8,13 @@
  * client may get up to N times the rate, as with the other `limits.*`. `client-ip` is the connection's peer, or, from
  * a peer in `trusted_proxies`, the client that peer names in `X-Forwarded-For`.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What a key is read from: the request's fields and its connection (an HTTP/1 request, or an HTTP/2 stream's). */
+export interface KeyedRequest {
+  readonly headers: IncomingHttpHeaders;
+  readonly socket: { readonly remoteAddress?: string | undefined } | null;
+}
 import { isIP, type BlockList } from 'node:net';
 import type { HotCell } from '../../admin/metrics.js';
 import type { RateLimitConfig } from '../../config/schema.js';
@@ -22,7 +28,7 @@ const MAX_KEY_LENGTH = 256;
 export interface RouteRateLimit {
   readonly limiter: RateLimiter;
   /** The key a request is counted under; undefined when it has none (a missing header: not limited, as NGINX does). */
-  readonly keyOf: (req: IncomingMessage) => string | undefined;
+  readonly keyOf: (req: KeyedRequest) => string | undefined;
   /** Refusals, read at scrape time. */
   readonly refused: HotCell;
 }
@@ -47,8 +53,8 @@ export function compileRateLimit(
   return { limiter, keyOf: keyReader(limit.key, trusted), refused };
 }
 
-function keyReader(key: string, trusted: BlockList | undefined): (req: IncomingMessage) => string | undefined {
-  if (key === 'client-ip') return trusted === undefined ? (req) => clientAddress(req.socket.remoteAddress) : (req) => realClient(req, trusted);
+function keyReader(key: string, trusted: BlockList | undefined): (req: KeyedRequest) => string | undefined {
+  if (key === 'client-ip') return trusted === undefined ? (req) => clientAddress(req.socket?.remoteAddress) : (req) => realClient(req, trusted);
   const name = key.slice('header:'.length).toLowerCase();
   return (req) => {
     const value = req.headers[name];
@@ -64,8 +70,8 @@ function keyReader(key: string, trusted: BlockList | undefined): (req: IncomingM
  * `X-Forwarded-For` that is not itself a trusted proxy. Addresses left of it are the client's own word, and a key
  * it could vary at will.
  */
-function realClient(req: IncomingMessage, trusted: BlockList): string {
-  const peer = clientAddress(req.socket.remoteAddress);
+function realClient(req: KeyedRequest, trusted: BlockList): string {
+  const peer = clientAddress(req.socket?.remoteAddress);
   if (!isTrusted(trusted, peer)) return peer;
   const header = req.headers['x-forwarded-for'];
   const chain = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
