@@ -6,7 +6,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { clientAddress } from '../../util/client-address.js';
 import type { Downstream } from './downstream.js';
 import type { Failure } from './failures.js';
@@ -45,7 +45,9 @@ export class Http2Downstream implements Downstream {
     this.headers = headers;
     this.rawHeaders = rawHeaders;
     this.clientIp = clientAddress(stream.session?.socket?.remoteAddress);
-    this.body = endStream ? null : stream;
+    // Not the stream itself: undici destroys a body stream once it has sent it, and destroying an HTTP/2 stream
+    // resets it, response and all.
+    this.body = endStream ? null : stream.pipe(new PassThrough());
     this.tls = tls === '' ? undefined : tls;
     this.grpc = isGrpc(headers);
     this.timeoutMs = this.grpc ? grpcTimeoutMs(headers['grpc-timeout']) : undefined;
@@ -161,6 +163,7 @@ export class Http2Downstream implements Downstream {
 
   watchBody(ms: number, onSlow: () => void): void {
     const stream = this.stream;
+    // The stream's own timer: any frame read resets it (the piped copy does not see the frames).
     stream.setTimeout(ms, onSlow);
     stream.once('end', () => stream.setTimeout(0));
   }

@@ -7,7 +7,7 @@
  * header list by SETTINGS_MAX_HEADER_LIST_SIZE, refused streams, invalid frames and the rate of RST_STREAM frames it
  * receives (1,000 at once, then 33 a second). That last bound still lets a client start a thousand upstream
  * requests at once and cancel them (CVE-2023-44487, "rapid reset"): what reaches the origin is the cost. So each
- * session counts the streams the client cancels before their response is complete, and once at least
+ * session counts the streams the client cancels before their response has begun, and once at least
  * PREMATURE_RESET_MIN of them make up half its streams, it is sent GOAWAY (ENHANCE_YOUR_CALM) and closed, as Envoy's
  * premature-reset guard does. The other sessions never notice.
  */
@@ -18,6 +18,9 @@ import type { Logger } from '../../log.js';
 
 /** Streams cancelled early before a session can be judged (Envoy's premature_reset_total_stream_count is 500). */
 export const PREMATURE_RESET_MIN = 100;
+
+/** How long a session cut off for rapid reset has to send its GOAWAY before its connection is closed. */
+const GOAWAY_FLUSH_MS = 50;
 
 export interface Http2Handler {
   (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, endStream: boolean, rawHeaders: readonly string[], tls: string): void;
@@ -34,6 +37,7 @@ interface SessionState {
   open: number;
   /** The TLS version of the connection, '' in clear text. */
   tls: string;
+  socket: Socket | undefined;
 }
 
 const states = new WeakMap<ServerHttp2Session, SessionState>();
@@ -62,7 +66,7 @@ export class Http2Front {
     });
     this.server.on('session', (session: ServerHttp2Session) => {
       this.#sessions.add(session);
-      states.set(session, { streams: 0, premature: 0, open: 0, tls: this.#acceptingTls });
+      states.set(session, { streams: 0, premature: 0, open: 0, tls: this.#acceptingTls, socket: this.#acceptingSocket });
       session.on('error', () => {});
       session.on('close', () => this.#sessions.delete(session));
       // An idle session (no stream open) is closed after keep_alive_timeout, as NGINX's keepalive_timeout does for
@@ -81,8 +85,8 @@ export class Http2Front {
       state.open++;
       stream.once('close', () => {
         state.open--;
-        // Cancelled by the client before the response was complete (RST_STREAM from the peer).
-        if (stream.rstCode === constants.NGHTTP2_CANCEL && !stream.writableFinished && state.streams > 0) this.#premature(session, state);
+        // Cancelled by the client before any response came (RST_STREAM from the peer).
+        if (stream.rstCode === constants.NGHTTP2_CANCEL && !stream.headersSent && state.streams > 0) this.#premature(session, state);
       });
       // Node 20 passes the fields as received; older code paths may not: rebuild them from the object then.
       const raw = rawHeaders ?? flatten(headers);
@@ -100,11 +104,14 @@ export class Http2Front {
   accept(socket: Socket, tls: string): void {
     // node:http2 makes the session (and emits 'session') within this emit.
     this.#acceptingTls = tls;
+    this.#acceptingSocket = socket;
     this.server.emit('connection', socket);
     this.#acceptingTls = '';
+    this.#acceptingSocket = undefined;
   }
 
   #acceptingTls = '';
+  #acceptingSocket: Socket | undefined;
 
   #premature(session: ServerHttp2Session, state: SessionState): void {
     state.premature++;
@@ -112,8 +119,15 @@ export class Http2Front {
     this.#log.warn({ listener: this.#listener, streams: state.streams, cancelled: state.premature }, 'http2 session cut off: streams cancelled as fast as they were opened (rapid reset)');
     this.#counters.rapidReset();
     state.streams = 0;
+    // GOAWAY first, so the client is told why; nghttp2 refuses any stream it opens after it. The connection goes a
+    // moment later, once the frame is out (destroy() at once would drop it unsent).
     session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    session.destroy();
+    setTimeout(() => {
+      session.destroy();
+      // The connection itself too: a session's destroy waits for its last write, which a client that does not read
+      // would hold up forever.
+      state.socket?.destroy();
+    }, GOAWAY_FLUSH_MS).unref();
   }
 
   /** Open sessions: their streams finish, no new one starts (GOAWAY, RFC 9113 §6.8). */
