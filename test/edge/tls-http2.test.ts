@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { constants, type ClientHttp2Session } from 'node:http2';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { once } from 'node:events';
@@ -67,7 +67,8 @@ async function certificateFor(port: number, servername?: string): Promise<PeerCe
 
 function https1(port: number, path: string, servername: string, extra: { cert?: string; key?: string } = {}): Promise<{ status: number; body: string; alpn: string | false }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, servername, ca: ca.cert, ALPNProtocols: ['http/1.1'], agent: false, ...extra }, (res) => {
+    const options: RequestOptions & { ALPNProtocols: string[] } = { host: '127.0.0.1', port, path, servername, ca: ca.cert, ALPNProtocols: ['http/1.1'], agent: false, ...extra };
+    const req = httpsRequest(options, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as unknown as { alpnProtocol: string | false }).alpnProtocol }));

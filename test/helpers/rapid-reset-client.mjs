@@ -8,7 +8,9 @@ const session = connect(url, { ca, servername });
 let goaway = null;
 session.on('goaway', (code) => (goaway = code));
 session.on('error', () => {});
-session.on('connect', async () => {
+session.on('connect', () => void attack());
+
+async function attack() {
   let opened = 0;
   for (; opened < Number(count) && !session.destroyed && !session.closed && goaway === null; opened++) {
     try {
@@ -27,4 +29,4 @@ session.on('connect', async () => {
   if (goaway !== null || session.destroyed) done();
   session.on('close', done);
   setTimeout(done, 5000);
-});
+}
