@@ -264,7 +264,7 @@ describe('HTTP/2 under attack and at shutdown', () => {
     try {
       const victim = await h2connect(`https://127.0.0.1:${b.port}`, { ca: ca.cert, servername: 'shop.test' });
       // The attacker runs in a process of its own, as it would.
-      const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'helpers', 'rapid-reset-client.mjs'), `https://127.0.0.1:${b.port}`, ca.cert, 'shop.test', '1000']);
+      const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'helpers', 'rapid-reset-client.mjs'), '127.0.0.1', String(b.port), ca.cert, 'shop.test', '1000']);
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       await once(child, 'exit');

@@ -123,7 +123,7 @@ export class Http2Front {
     // moment later, once the frame is out (destroy() at once would drop it unsent).
     session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
     setTimeout(() => {
-      session.destroy();
+      session.destroy(undefined, constants.NGHTTP2_ENHANCE_YOUR_CALM);
       // The connection itself too: a session's destroy waits for its last write, which a client that does not read
       // would hold up forever.
       state.socket?.destroy();
