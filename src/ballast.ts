@@ -177,7 +177,8 @@ export class Ballast {
     // An HTTP listener whose TLS or HTTP/2 shape changes accepts on another kind of socket: it is replaced.
     const sameSocket = (a: ListenerConfig, b: ListenerConfig) =>
       a.name === b.name && a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port &&
-      (a.protocol !== 'http' || b.protocol !== 'http' || sameShape(a, b));
+      (a.protocol === 'http' && b.protocol === 'http' ? sameShape(a, b) : (a.tls === undefined) === (b.tls === undefined) &&
+        (a.tls?.client_ca === undefined) === (b.tls?.client_ca === undefined));
     const current = [...this.httpListeners, ...this.tcpListeners];
     const kept = new Map<HttpListener | TcpListener, ListenerConfig>();
     for (const l of current) {

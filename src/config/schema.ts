@@ -333,6 +333,11 @@ function referenceIssues(c: Partial<Record<string, unknown>>, ctx: z.RefinementC
       if (listen.port !== 0 && binds.has(bind)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `${bind} is already used by another listener or the admin listener` });
       binds.add(bind);
     }
+    // The PROXY header comes before the ClientHello: reading it would take the TLS handshake off node:tls's own
+    // socket handling. Not offered together yet.
+    if (l.protocol === 'tcp' && isRecord(l.tls) && l.accept_proxy_protocol === true) {
+      ctx.addIssue({ code: 'custom', path: ['listeners', i, 'accept_proxy_protocol'], message: 'a tcp listener that terminates TLS cannot accept the PROXY protocol' });
+    }
     if (!namesKnown) return;
     const refs = l.protocol === 'tcp' ? [{ upstream: l.upstream, path: ['listeners', i, 'upstream'] }]
       : (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).map((r, j) => ({ upstream: isRecord(r) ? r.upstream : undefined, path: ['listeners', i, 'routes', j, 'upstream'] }));

@@ -8,6 +8,9 @@
  * Shutdown: `close(drainMs)` stops accepting, lets open connections finish until the deadline, then destroys the rest.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { CertificateStore } from '../../tls/certificate-store.js';
+import { handshakeErrorReason } from '../../tls/handshake-errors.js';
 import { isHashing } from '../../balancer/index.js';
 import type { Metrics } from '../../admin/metrics.js';
 import type { TcpListenerConfig } from '../../config/schema.js';
@@ -37,6 +40,9 @@ export class TcpListener {
   readonly #sessions = new Set<TcpSession>();
   readonly #log: Logger;
   #idleWaiters: (() => void)[] = [];
+  /** The certificates of a listener that terminates TLS. */
+  #certificates: CertificateStore | undefined;
+  #untrack: (() => void) | undefined;
 
   constructor(config: TcpListenerConfig, deps: TcpListenerDeps) {
     this.name = config.name;
@@ -44,9 +50,38 @@ export class TcpListener {
     this.#log = deps.log;
     this.#context = buildContext(config, deps);
 
-    this.server = createServer({ allowHalfOpen: true, noDelay: true });
+    const tls = config.tls;
+    if (tls === undefined) {
+      this.server = createServer({ allowHalfOpen: true, noDelay: true });
+      this.server.on('connection', this.#onConnection);
+    } else {
+      // TLS termination (#15): the session relays the decrypted bytes; the upstream sees clear text.
+      const store = (this.#certificates = new CertificateStore(tls));
+      const tlsServer = createTlsServer({
+        ...CertificateStore.commonOptions(tls),
+        cert: tls.certificates[0]!.cert.pem,
+        key: tls.certificates[0]!.key.pem,
+        SNICallback: store.sniCallback,
+        requestCert: tls.client_ca !== undefined,
+        rejectUnauthorized: true,
+        handshakeTimeout: tls.handshake_timeout,
+        allowHalfOpen: true,
+        noDelay: true,
+      });
+      const counters = deps.metrics.edge.tls(config.name);
+      tlsServer.on('secureConnection', (socket: TLSSocket) => {
+        counters.handshake(socket.getProtocol() ?? 'unknown', 'tcp');
+        this.#onConnection(socket);
+      });
+      tlsServer.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+        counters.handshakeError(handshakeErrorReason(err));
+        socket.destroy();
+      });
+      deps.metrics.edge.trackCertificates(config.name, store);
+      this.#untrack = () => deps.metrics.edge.untrackCertificates(config.name, store);
+      this.server = tlsServer;
+    }
     this.server.maxConnections = config.max_connections;
-    this.server.on('connection', this.#onConnection);
     this.server.on('drop', this.#onDrop);
     this.server.on('error', (err) => this.#log.error({ listener: this.name, err }, 'listener error'));
   }
@@ -56,6 +91,10 @@ export class TcpListener {
     this.config = config;
     this.#context = buildContext(config, deps);
     this.server.maxConnections = config.max_connections;
+    if (config.tls !== undefined && this.#certificates !== undefined) {
+      this.#certificates.update(config.tls);
+      (this.server as TlsServer).setSecureContext({ ...CertificateStore.commonOptions(config.tls), cert: config.tls.certificates[0]!.cert.pem, key: config.tls.certificates[0]!.key.pem });
+    }
   }
 
   /** Over `max_connections`: node:net has closed the socket already. It is still a connection, with its line. */
@@ -109,6 +148,7 @@ export class TcpListener {
    * cut early: a database session or a TLS stream has no way to be told to wrap up, so the deadline is the tool.
    */
   async close(drainMs: number): Promise<void> {
+    this.#untrack?.();
     const closed = new Promise<void>((resolve) => {
       if (this.server.listening) this.server.close(() => resolve());
       else resolve();
