@@ -28,7 +28,8 @@ Commands:
   run --config FILE       run a proxy from a config file (the default command: ballast --config FILE)
   validate --config FILE  check a config file; print every error with its line and column, exit 1 if any
   demo                    three local origins with Ballast in front, to try it (http://127.0.0.1:8080;
-                          busy ports are replaced by free ones, BALLAST_DEMO_PORT sets the proxy's)
+                          busy ports are replaced by free ones, BALLAST_DEMO_PORT sets the proxy's);
+                          demo --tls adds https://localhost:8443 (HTTP/2 and HTTP/1.1, a throw-away certificate)
   schema                  print the config file's JSON Schema (for editors; also schema/ballast.schema.json)
   help                    print this help
 
@@ -36,6 +37,7 @@ Options:
   -c, --config FILE       the config file, YAML or JSON (examples: config/*.yaml in the package)
       --log-format FMT    auto (default): pretty on a terminal, JSON lines otherwise; or json, pretty
                           (with workers above 1, logs are always JSON)
+      --tls               (demo) also serve HTTPS with HTTP/2
   -h, --help              print this help
   -v, --version           print the version
 
@@ -65,6 +67,7 @@ function parse(argv: string[]) {
         'log-format': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        tls: { type: 'boolean' },
       },
       allowPositionals: true,
     });
@@ -90,13 +93,14 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  if (values.tls === true && command !== 'demo') throw new UsageError('--tls is for the demo: a config file says where TLS is, under a listener\'s tls');
   const logFormat = values['log-format'] ?? 'auto';
   if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${logFormat}")`);
 
   switch (command) {
     case 'demo':
       if (values.config !== undefined) throw new UsageError('the demo runs its own config: leave out --config');
-      await runDemo({ logFormat: logFormat as LogFormat }).catch(demoFailed);
+      await runDemo({ logFormat: logFormat as LogFormat, tls: values.tls === true }).catch(demoFailed);
       return -1;
     case 'schema':
       process.stdout.write(configJsonSchemaText());

@@ -17,17 +17,27 @@ import { createCliLogger, type LogFormat } from './log.js';
 import { onShutdownSignal } from './signals.js';
 import { logStartupSummary } from './startup-summary.js';
 import { listen } from './util/listen.js';
+import { makeDemoCertificate, type DemoCertificate } from './demo-certificate.js';
 
-export const DEMO_PORTS = { proxy: 8080, admin: 9901, origins: [9001, 9002, 9003] } as const;
+export const DEMO_PORTS = { proxy: 8080, admin: 9901, origins: [9001, 9002, 9003], tls: 8443 } as const;
 
 export interface DemoPorts {
   readonly proxy: number;
   readonly admin: number;
   readonly origins: readonly number[];
+  /** With `--tls`: the HTTPS listener's port (HTTP/2 and HTTP/1.1 by ALPN). */
+  readonly tls?: number;
 }
 
-/** The demo's config: one listener, one upstream over the origins. Port 0 lets the system pick one. */
-export function demoConfig(ports: DemoPorts): string {
+/** The demo's config: one listener (two with TLS), one upstream over the origins. Port 0 lets the system pick one. */
+export function demoConfig(ports: DemoPorts, certificate?: { cert: string; key: string }): string {
+  const tlsListener = certificate === undefined || ports.tls === undefined ? '' : `
+  - name: web-tls
+    protocol: http
+    listen: 127.0.0.1:${ports.tls}
+    tls: { certificates: [ { cert: ${certificate.cert}, key: ${certificate.key} } ] }
+    routes:
+      - upstream: demo`;
   return `
 admin: { listen: 127.0.0.1:${ports.admin} }
 logging: { level: info, access_log: true }
@@ -36,7 +46,7 @@ listeners:
     protocol: http
     listen: 127.0.0.1:${ports.proxy}
     routes:
-      - upstream: demo
+      - upstream: demo${tlsListener}
 upstreams:
   - name: demo
     balance: round-robin
@@ -96,12 +106,17 @@ export interface RunningDemo {
 }
 
 /** Start the origins and Ballast; on any failure close what was started and throw (a DemoError when it is ours). */
-export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.ProcessEnv; say?: (line: string) => void } = {}): Promise<RunningDemo> {
+export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.ProcessEnv; say?: (line: string) => void; tls?: boolean } = {}): Promise<RunningDemo> {
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
   const env = options.env ?? process.env;
   const origins: Server[] = [];
-  const closeOrigins = () => Promise.all(origins.map((o) => new Promise<void>((resolve) => o.close(() => resolve()))));
+  let certificate: DemoCertificate | undefined;
+  const closeOrigins = async () => {
+    await Promise.all(origins.map((o) => new Promise<void>((resolve) => o.close(() => resolve()))));
+    certificate?.remove();
+  };
   try {
+    if (options.tls === true) certificate = await makeDemoCertificate();
     const originPorts: number[] = [];
     for (const [i, preferred] of DEMO_PORTS.origins.entries()) {
       const server = originServer(`origin-${i + 1}`);
@@ -115,10 +130,12 @@ export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.P
     }
     const proxy = await proxyPort(env.BALLAST_DEMO_PORT);
     const admin = (await isFree(DEMO_PORTS.admin)) ? DEMO_PORTS.admin : 0;
-    const result = parseConfig(demoConfig({ proxy, admin, origins: originPorts }), env);
+    const tls = certificate === undefined ? undefined : (await isFree(DEMO_PORTS.tls)) ? DEMO_PORTS.tls : 0;
+    const result = parseConfig(demoConfig({ proxy, admin, origins: originPorts, ...(tls === undefined ? {} : { tls }) }, certificate), env);
     if (!result.ok) throw new Error(`demo config is invalid:\n${formatConfigErrors('demo', result.errors)}`);
     const ballast = await Ballast.start(result.config, { log: createCliLogger('info', options.logFormat) });
-    const ports = { proxy: ballast.port('web'), admin: ballast.adminAddress.port, origins: originPorts };
+    const ports: DemoPorts = { proxy: ballast.port('web'), admin: ballast.adminAddress.port, origins: originPorts, ...(tls === undefined ? {} : { tls: ballast.port('web-tls') }) };
+    if (tls === 0) say(`port ${DEMO_PORTS.tls} is in use: the TLS listener listens on 127.0.0.1:${ports.tls} instead`);
     if (proxy === 0) say(`port ${DEMO_PORTS.proxy} is in use: the proxy listens on 127.0.0.1:${ports.proxy} instead`);
     if (admin === 0) say(`port ${DEMO_PORTS.admin} is in use: the admin endpoint listens on 127.0.0.1:${ports.admin} instead`);
     logStartupSummary(ballast.log, ballast);
@@ -137,16 +154,21 @@ export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.P
   }
 }
 
-export async function runDemo(options: { logFormat?: LogFormat } = {}): Promise<void> {
+export async function runDemo(options: { logFormat?: LogFormat; tls?: boolean } = {}): Promise<void> {
   process.stdout.write('Ballast demo: starting three origins on 127.0.0.1 and Ballast in front of them (round-robin)…\n');
   const demo = await startDemo(options);
-  const { proxy, admin, origins } = demo.ports;
+  const { proxy, admin, origins, tls } = demo.ports;
+  const tlsLines = tls === undefined ? [] : [
+    `  curl -sk --http2 https://localhost:${tls}/hello        # HTTP/2 over TLS (a throw-away self-signed certificate)`,
+    `  curl -sk --http1.1 https://localhost:${tls}/hello      # HTTP/1.1 over TLS, same port (ALPN)`,
+  ];
   process.stdout.write(
     [
       '',
       `Ballast demo: http://127.0.0.1:${proxy} -> origins on ${origins.map((p) => `127.0.0.1:${p}`).join(', ')}`,
       'Try:',
       `  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:${proxy}/hello; done`,
+      ...tlsLines,
       `  curl -s http://127.0.0.1:${admin}/status`,
       `  curl -s http://127.0.0.1:${admin}/metrics | grep ballast_requests_total`,
       'Ctrl-C drains and exits.',
