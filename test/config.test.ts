@@ -1,8 +1,9 @@
 /** Config loading: every error names the key path, line and column; defaults fill the rest. */
 import { describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig, type ConfigError } from '../src/config/load.js';
+import { createCertificateAuthority } from './helpers/certs.js';
 import { parseDuration, parsePercent, parseSize } from '../src/config/units.js';
 import { closest, editDistance } from '../src/config/suggest.js';
 import type { Config } from '../src/config/schema.js';
@@ -372,9 +373,25 @@ upstreams:
     const dir = join(import.meta.dirname, '..', 'config');
     const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThanOrEqual(3);
-    for (const f of files) {
-      const r = parseConfig(readFileSync(join(dir, f), 'utf8'), { BALLAST_ADMIN_TOKEN: 'x'.repeat(32) });
-      expect(r.ok ? [] : r.errors, f).toEqual([]);
+    // The certificate files config/tls.yaml names, relative to the working directory, as a user would have them.
+    const ca = createCertificateAuthority();
+    const certs = join(ca.dir, 'certs');
+    mkdirSync(certs);
+    for (const [file, names] of [['example', ['example.com']], ['other', ['other.example']]] as const) {
+      const pem = ca.issue(names, { file });
+      renameSync(pem.certPath, join(certs, `${file}.pem`));
+      renameSync(pem.keyPath, join(certs, `${file}-key.pem`));
+    }
+    const cwd = process.cwd();
+    process.chdir(ca.dir);
+    try {
+      for (const f of files) {
+        const r = parseConfig(readFileSync(join(dir, f), 'utf8'), { BALLAST_ADMIN_TOKEN: 'x'.repeat(32) });
+        expect(r.ok ? [] : r.errors, f).toEqual([]);
+      }
+    } finally {
+      process.chdir(cwd);
+      ca.remove();
     }
   });
 });
