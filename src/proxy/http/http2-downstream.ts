@@ -15,7 +15,7 @@ import { grpcMessage, grpcStatusFor, grpcTimeoutMs, isGrpc } from './grpc.js';
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = constants;
 
 /** RFC 9113 §8.2.2: fields an HTTP/2 message must not carry (node:http2 throws on them). */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host']);
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
 
 export class Http2Downstream implements Downstream {
   readonly stream: ServerHttp2Stream;
@@ -88,10 +88,18 @@ export class Http2Downstream implements Downstream {
     // A gRPC response ends in trailers (grpc-status), which the stream then waits for; unless it is trailers-only,
     // its status already in this head.
     this.#awaitsTrailers = this.grpc && out['grpc-status'] === undefined;
-    this.stream.respond(out, { waitForTrailers: this.#awaitsTrailers });
+    try {
+      this.stream.respond(out, { waitForTrailers: this.#awaitsTrailers });
+    } catch {
+      // A field node:http2 will not send (a value with a character HTTP/2 forbids): the client learns the response
+      // failed, as an HTTP/1.1 client would from a reset.
+      this.reset();
+    }
   }
 
   write(chunk: Buffer, resume: () => void): boolean {
+    // A stream already reset: the exchange hears of it by onGone; nothing is waited for.
+    if (this.stream.destroyed) return true;
     this.bytesSent += chunk.length;
     if (this.stream.write(chunk)) return true;
     if (this.#sendTimeoutMs > 0) {
