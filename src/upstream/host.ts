@@ -74,9 +74,11 @@ export class Host implements BalancedHost {
     this.pool = new Pool(this.transport.origin, {
       ...this.transport.clientOptions(),
       connections: upstream.limits.max_connections,
-      // HTTP/1.1: one request at a time per connection. HTTP/2: undici multiplexes streams up to the server's
-      // SETTINGS_MAX_CONCURRENT_STREAMS, and opens another connection only beyond that.
-      ...(!this.transport.http2 && { pipelining: 1 }),
+      // One request at a time per connection, HTTP/2 included. undici's HTTP/2 client holds a POST, or any request
+      // with a streamed body, until every stream in flight on its session has ended (client-h2.js `busy`): with
+      // several streams per connection a gRPC call would wait behind a long-lived stream (and time out). So HTTP/2
+      // streams are not multiplexed here: each concurrent request has its own connection, as with HTTP/1.1.
+      pipelining: 1,
       headersTimeout: upstream.timeouts.request,
       bodyTimeout: upstream.timeouts.idle,
       // Below Node's own 5 s server keep-alive, so an idle connection is retired before the origin closes it.
