@@ -8,7 +8,7 @@ import { BALANCE_NAMES, type BalanceName } from '../balancer/types.js';
 import { HASH_KEY_PATTERN } from '../balancer/hash-key.js';
 import { isPrime } from '../balancer/maglev.js';
 import { closest } from './suggest.js';
-import { certificatePair, pemFile } from './tls-files.js';
+import { certificatePair, keyMatchesCertificate, pemFile, type PemFile } from './pem-file.js';
 import {
   cidr,
   duration,
@@ -116,6 +116,35 @@ const limits = z.strictObject({
   max_retries: fromText(z.number().int().min(0)).optional(),
 });
 
+const SERVERNAME_EXPECTED = 'expected a host name such as api.internal (sent as SNI and verified in the certificate)';
+
+/**
+ * TLS to an upstream's servers (node:tls `connect` options). The files are read when the config is loaded
+ * (pem-file.ts), so a bad one is refused with its key path.
+ */
+const upstreamTls = z.strictObject({
+  /** SNI, and the name the certificate must hold; default: the server's host when it is a name (RFC 6066 §3: never an IP). */
+  servername: z.string({ error: SERVERNAME_EXPECTED })
+    .regex(/^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, SERVERNAME_EXPECTED)
+    .optional(),
+  /** CA bundle the servers' certificates must chain to; default: Node's bundled roots. */
+  ca: pemFile('certificates').optional(),
+  /** false: accept any certificate (rejectUnauthorized: false); the connection is encrypted but not authenticated. */
+  verify: fromText(z.boolean()).default(true),
+  /** Client certificate (and chain) and its key, for servers that require mutual TLS: both or neither. */
+  cert: pemFile('certificates').optional(),
+  key: pemFile('private key').optional(),
+}).superRefine((t: Partial<Record<string, unknown>>, ctx) => {
+  if ((t.cert === undefined) !== (t.key === undefined)) {
+    const missing = t.cert === undefined ? 'cert' : 'key';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'a client certificate needs both cert and key' });
+  } else if (isPemFile(t.cert) && isPemFile(t.key) && !keyMatchesCertificate(t.cert, t.key)) {
+    ctx.addIssue({ code: 'custom', path: ['key'], message: `${t.key.path} is not the private key of the certificate in ${t.cert.path}` });
+  }
+}, EVEN_WITH_ERRORS);
+
+const isPemFile = (v: unknown): v is PemFile => isRecord(v) && typeof v.pem === 'string';
+
 const HASH_KEY_EXPECTED = 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path';
 
 const upstream = z.strictObject({
@@ -126,6 +155,9 @@ const upstream = z.strictObject({
   virtual_nodes: fromText(z.number().int().min(1).max(10_000)).optional(),
   maglev_table_size: fromText(z.number().int().min(7).max(5_000_011).refine(isPrime, 'a Maglev table size must be a prime number, e.g. 65537')).optional(),
   ewma_decay: positiveDuration.default(10_000),
+  /** http1, or http2: ALPN h2 over tls, h2c with prior knowledge (RFC 9113 §3.3) in clear text. */
+  protocol: z.enum(['http1', 'http2']).default('http1'),
+  tls: upstreamTls.optional(),
   sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.refine((ms) => ms >= 1000, 'must be at least 1s: the cookie\'s Max-Age counts whole seconds').optional() }).optional(),
   servers: z.array(server).min(1, 'an upstream needs at least one server'),
   health_check: healthCheck.optional(),
@@ -196,7 +228,7 @@ const listenerTls = z.strictObject({
   alpn: z.array(z.enum(['h2', 'http/1.1'], { error: ALPN_EXPECTED }), { error: ALPN_EXPECTED }).min(1, ALPN_EXPECTED)
     .refine((list) => new Set(list).size === list.length, 'each protocol once').default(['h2', 'http/1.1']),
   /** Mutual TLS: every client must present a certificate this bundle verifies. */
-  client_ca: pemFile('ca').optional(),
+  client_ca: pemFile('certificates').optional(),
   /** Longest a client may take to finish its handshake (a slow handshake holds a socket like a slow header). */
   handshake_timeout: positiveDuration.default(10_000),
 });
@@ -373,4 +405,5 @@ export type UpstreamConfig = Config['upstreams'][number];
 export type ServerConfig = UpstreamConfig['servers'][number];
 export type RetryConfig = UpstreamConfig['retry'];
 export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>;
+export type UpstreamTlsConfig = NonNullable<UpstreamConfig['tls']>;
 export type OutlierDetectionConfig = NonNullable<UpstreamConfig['outlier_detection']>;

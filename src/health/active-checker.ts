@@ -78,10 +78,11 @@ export class ActiveChecker {
       const config = upstream.config.health_check;
       if (config === undefined) continue;
       for (const host of upstream.hosts) {
-        const key = `${host.address} ${JSON.stringify(config)}`;
+        // Servers reached another way (TLS settings, protocol) are probed apart, each the way its traffic goes.
+        const key = `${host.transport.identity} ${JSON.stringify(config)}`;
         let target = this.#targets.get(key);
         if (target === undefined) {
-          target = new Target({ host: host.host, port: host.port, address: host.address }, config, (deps.probe ?? probeFor)(config), !host.activeCheckFailed);
+          target = new Target({ host: host.host, port: host.port, address: host.address, transport: host.transport }, config, (deps.probe ?? probeFor)(config), !host.activeCheckFailed);
           this.#targets.set(key, target);
         }
         target.members.push({ upstream, host });

@@ -6,8 +6,12 @@
 import { request } from 'node:http';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { ABORTED, failureOf, PASSED, TIMED_OUT, type ProbeResult, type ProbeTarget } from './probe.js';
+import { transportProbe } from './transport-probe.js';
 
 export function httpProbe(target: ProbeTarget, config: HealthCheckConfig, signal: AbortSignal): Promise<ProbeResult> {
+  const transport = target.transport;
+  // Over TLS or HTTP/2, the probe goes the way the traffic does (transport-probe.ts).
+  if (transport !== undefined && (transport.tls || transport.http2)) return transportProbe({ ...target, transport }, config, signal);
   return new Promise<ProbeResult>((resolve) => {
     if (signal.aborted) {
       resolve(ABORTED);

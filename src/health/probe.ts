@@ -5,6 +5,8 @@
  * the data path's pool, so a probe neither waits behind proxied requests nor keeps a broken pooled socket alive, and
  * it closes that connection when it is done. It is bounded by `timeout` from the start of the connect.
  */
+import { isTlsHandshakeError } from '../util/tls-errors.js';
+import type { Transport } from '../upstream/transport.js';
 
 /** Why a probe failed; bounded, so it can be a metric label. */
 export type ProbeFailure = 'status' | 'timeout' | 'connect' | 'error';
@@ -16,6 +18,8 @@ export interface ProbeTarget {
   readonly port: number;
   /** "host:port" as configured, the default Host header of an http probe. */
   readonly address: string;
+  /** How traffic reaches the server (TLS, HTTP/2): probes go the same way. Absent: clear-text HTTP/1.1. */
+  readonly transport?: Transport;
 }
 
 export type Probe = (target: ProbeTarget, signal: AbortSignal) => Promise<ProbeResult>;
@@ -25,7 +29,7 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'E
 
 export function failureOf(err: Error & { code?: string }): ProbeResult {
   const code = err.code ?? err.name;
-  return { ok: false, reason: CONNECT_CODES.has(code) ? 'connect' : 'error', detail: code === err.message ? code : `${code}: ${err.message}` };
+  return { ok: false, reason: CONNECT_CODES.has(code) || isTlsHandshakeError(err) ? 'connect' : 'error', detail: code === err.message ? code : `${code}: ${err.message}` };
 }
 
 export const TIMED_OUT: ProbeResult = Object.freeze({ ok: false, reason: 'timeout', detail: 'no answer within the timeout' });

@@ -1,5 +1,9 @@
-/** The tcp active probe: passes when a connection is established; then closes it at once. */
+/**
+ * The tcp active probe: passes when a connection is established; then closes it at once. For a server reached over
+ * TLS, established means the handshake completed with the traffic's TLS settings (certificate verified, SNI sent).
+ */
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { ABORTED, failureOf, PASSED, TIMED_OUT, type ProbeResult, type ProbeTarget } from './probe.js';
 
@@ -10,7 +14,8 @@ export function tcpProbe(target: ProbeTarget, config: HealthCheckConfig, signal:
       return;
     }
     let done = false;
-    const socket = connect({ host: target.host, port: target.port });
+    const tls = target.transport?.tlsOptions;
+    const socket = tls === undefined ? connect({ host: target.host, port: target.port }) : tlsConnect({ ...tls, host: target.host, port: target.port });
     const finish = (result: ProbeResult): void => {
       if (done) return;
       done = true;
@@ -24,6 +29,6 @@ export function tcpProbe(target: ProbeTarget, config: HealthCheckConfig, signal:
     timer.unref();
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('error', (err) => finish(failureOf(err)));
-    socket.once('connect', () => finish(PASSED));
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => finish(PASSED));
   });
 }

@@ -11,6 +11,7 @@ import type { BalancedHost } from '../balancer/types.js';
 import type { Clock } from '../util/clock.js';
 import { PeakEwma } from '../balancer/peak-ewma.js';
 import type { ServerConfig, UpstreamConfig } from '../config/schema.js';
+import { Transport } from './transport.js';
 
 export type HostState = 'healthy' | 'unhealthy' | 'ejected' | 'draining' | 'disabled';
 
@@ -24,6 +25,8 @@ export class Host implements BalancedHost {
   readonly weight: number;
   readonly backup: boolean;
   readonly pool: Pool;
+  /** Clear text or TLS, HTTP/1.1 or HTTP/2: shared with the active health checks, so they reach the server as traffic does. */
+  readonly transport: Transport;
   /**
    * A connection to this server was just opened and no request has been written on it yet: the next request
    * undici starts goes out on it. Every dispatch handler takes it in its `onConnect` (takeFreshConnection), so
@@ -67,10 +70,15 @@ export class Host implements BalancedHost {
     // A new server slow-starts too (HAProxy does not, which is one of the pains design.md lists).
     this.availableSince = clock();
     this.latency = new PeakEwma({ decayMs: upstream.ewma_decay, clock });
-    this.pool = new Pool(`http://${this.address}`, {
+    this.transport = new Transport(server.address, upstream);
+    this.pool = new Pool(this.transport.origin, {
+      ...this.transport.clientOptions(),
       connections: upstream.limits.max_connections,
+      // One request at a time per connection, HTTP/2 included. undici's HTTP/2 client holds a POST, or any request
+      // with a streamed body, until every stream in flight on its session has ended (client-h2.js `busy`): with
+      // several streams per connection a gRPC call would wait behind a long-lived stream (and time out). So HTTP/2
+      // streams are not multiplexed here: each concurrent request has its own connection, as with HTTP/1.1.
       pipelining: 1,
-      connect: { timeout: upstream.timeouts.connect },
       headersTimeout: upstream.timeouts.request,
       bodyTimeout: upstream.timeouts.idle,
       // Below Node's own 5 s server keep-alive, so an idle connection is retired before the origin closes it.
@@ -153,12 +161,15 @@ export class Host implements BalancedHost {
    * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start.
    */
   inheritState(previous: Host): void {
-    // Without a health check in the new config nothing could ever clear a failed-check flag.
-    this.activeCheckFailed = this.#checked && previous.activeCheckFailed;
-    this.ejectedUntil = previous.ejectedUntil;
     this.draining = previous.draining;
     this.disabled = previous.disabled;
     this.availableSince = previous.availableSince;
+    // Reached another way now (TLS or protocol changed): a changed server, whose health is learnt afresh; what the
+    // admin said of it stands.
+    if (previous.transport.identity !== this.transport.identity) return;
+    // Without a health check in the new config nothing could ever clear a failed-check flag.
+    this.activeCheckFailed = this.#checked && previous.activeCheckFailed;
+    this.ejectedUntil = previous.ejectedUntil;
   }
 
   close(): Promise<void> {

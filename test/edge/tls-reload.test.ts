@@ -123,7 +123,7 @@ upstreams: [ { name: pool, servers: [ { address: ${origin.address} } ] } ]
       writeFileSync(key, 'not a key\n');
       child.kill('SIGHUP');
       await waitFor(() => child.out().includes('reload refused'), { what: 'reload refused' });
-      expect(child.out()).toContain(`listeners[0].tls.certificates[0].key: ${key} is not a PEM private key`);
+      expect(child.out()).toContain(`listeners[0].tls.certificates[0].key: ${key}: no PEM private key in it`);
       expect(await servedSerial(port, 'app.test')).toBe(secondSerial);
       expect((await h2request(session, { ':path': '/still', ':authority': 'app.test' })).status).toBe(200);
       session.close();

@@ -11,10 +11,11 @@ import type { Dispatcher } from 'undici';
 import type { Host } from '../../upstream/host.js';
 import type { Lease } from '../../upstream/lease.js';
 import type { Downstream } from './downstream.js';
+import { responseTrailers } from './trailers.js';
 
 export type AttemptEnd =
-  /** The response was relayed whole. */
-  | { readonly kind: 'complete' }
+  /** The response was relayed whole; `trailers` when the origin sent any (an HTTP/2 origin's gRPC status). */
+  | { readonly kind: 'complete'; readonly trailers?: Readonly<Record<string, string>> }
   /** A response the retry policy covers: paused before a byte went downstream, waiting for `discard` or `relay`. */
   | { readonly kind: 'held'; readonly status: number; readonly rawHeaders: Buffer[]; readonly statusText: string }
   /** Failed before any response byte went downstream (or was given up: timed out, the client left). */
@@ -221,11 +222,13 @@ export class Attempt implements Dispatcher.DispatchHandler {
     return this.#owner.down.write(chunk, this.#resume!);
   }
 
-  onComplete(): void {
+  /** undici gives trailers as raw pairs over HTTP/1.1 (chunked) and as a headers object over HTTP/2. */
+  onComplete(trailers: Buffer[] | string[] | Record<string, string | string[] | undefined> | null): void {
     this.#clearTimer();
     if (this.#dropped) return;
     this.#dropped = true;
-    this.#end(COMPLETE);
+    const fields = responseTrailers(trailers);
+    this.#end(fields === undefined ? COMPLETE : { kind: 'complete', trailers: fields });
   }
 
   onError(err: Error): void {
@@ -256,8 +259,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
     return socket?.bytesRead !== undefined && socket.bytesRead > 0;
   }
 
-  /** Dispatch the request on the leased server's pool. */
-  dispatch(options: Dispatcher.DispatchOptions): void {
+  /**
+   * Dispatch the request on the leased server's pool. `servername` is the server's (transport.ts), so undici never
+   * takes one from the client's Host header.
+   */
+  dispatch(options: Dispatcher.DispatchOptions & { servername?: string }): void {
     try {
       this.host.pool.dispatch(options, this);
     } catch (err) {

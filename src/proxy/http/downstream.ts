@@ -37,8 +37,11 @@ export interface Downstream {
   respond(status: number, reason: string, headers: string[]): void;
   /** Write body bytes; false means the client is slow: undici is paused, and `resume` is called on drain. */
   write(chunk: Buffer, resume: () => void): boolean;
-  /** The response is complete. */
-  end(): void;
+  /**
+   * The response is complete. `trailers`: the origin's response trailers (RFC 9110 §6.5), lower-case names, for a
+   * downstream that can send them (HTTP/2: gRPC's `grpc-status`); a downstream that cannot drops them.
+   */
+  end(trailers?: Readonly<Record<string, string>>): void;
   /** Cut the response short so the client can tell (a reset, not a FIN: a close-delimited body would look whole). */
   reset(): void;
   /** A response made by the proxy, when no response has started; otherwise the same as `reset`. */

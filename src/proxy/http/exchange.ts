@@ -97,7 +97,8 @@ export class Exchange implements AttemptOwner {
     const deps = this.#forwarder.deps;
     const clientIp = down.clientIp;
     const trusted = deps.trustedProxies !== undefined && deps.trustedProxies.check(clientIp, clientIp.includes(':') ? 'ipv6' : 'ipv4');
-    const forwarded = forwardRequestHeaders(down.rawHeaders, { clientIp, trusted, httpVersion: down.httpVersion, secure: down.tls !== undefined });
+    const teTrailers = this.#route.upstream.config.protocol === 'http2';
+    const forwarded = forwardRequestHeaders(down.rawHeaders, { clientIp, trusted, httpVersion: down.httpVersion, teTrailers, secure: down.tls !== undefined });
     this.#headers = forwarded.headers;
     this.#requestId = forwarded.requestId;
     // The same affinity for WebSocket handshakes as for plain requests: a user's sockets land where their requests do.
@@ -196,11 +197,13 @@ export class Exchange implements AttemptOwner {
     this.#leased = lease;
     this.#current = attempt;
     const down = this.down;
+    const servername = lease.host.transport.dispatchServername;
     // forwardRequestHeaders dropped Upgrade and the fields Connection named: a WebSocket handshake asks for the
     // upgrade itself (undici writes it), any other upgrade request goes as the plain request it also is.
-    const options: Dispatcher.DispatchOptions = down.websocket
-      ? { path: down.url, method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout }
+    const options: Dispatcher.DispatchOptions & { servername: string } = down.websocket
+      ? { path: down.url, method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout, servername }
       : {
+          servername,
           path: down.url,
           method: down.method as Dispatcher.HttpMethod,
           headers: this.#headers,
@@ -231,7 +234,7 @@ export class Exchange implements AttemptOwner {
     // body (RFC 9112 §6.3); undici still counts the bytes that never come. The response is complete.
     if (end.kind === 'complete' || (bodiless(status) && isLengthMismatch(end.err))) {
       this.#settle(lease, { kind: 'response', status, latencyMs: performance.now() - attempt.startedAt });
-      this.down.end();
+      this.down.end(end.kind === 'complete' ? end.trailers : undefined);
       return this.#finish(status);
     }
     // Bytes already went downstream: the only honest signal left is an unclean close, so the client can tell the

@@ -4,6 +4,7 @@
  * the client went away → no response at all (logged as 499, as NGINX does); the client's own fault (too slow to send
  * its request, a body over the limit, over its rate) → 408, 413, 429, never counted against a server.
  */
+import { isTlsHandshakeError } from '../../util/tls-errors.js';
 import { CONNECT_FAILURE, RESET, TIMEOUT, type Outcome } from '../../upstream/outcome.js';
 
 export interface Failure {
@@ -21,6 +22,12 @@ export const FAILURES = {
   badRequest: { code: 'bad_request', status: 400, message: 'Bad Request' },
   noRoute: { code: 'no_route', status: 404, message: 'No route for this host and path' },
   unsupportedUpgrade: { code: 'unsupported_upgrade', status: 400, message: 'A WebSocket handshake must be a GET' },
+  /**
+   * WebSocket to an `http2` upstream would need RFC 8441 extended CONNECT bridged to an HTTP/1.1 handshake (a 200 into
+   * a 101, Sec-WebSocket-Accept made here): not done, so refused rather than sent as a plain GET the origin would
+   * answer with something no WebSocket client understands.
+   */
+  websocketToHttp2: { code: 'websocket_to_http2_upstream', status: 501, message: 'WebSocket is not supported to an http2 upstream' },
   connectFailed: { code: 'upstream_connect_failed', status: 502, message: 'Upstream refused the connection' },
   connectTimeout: { code: 'upstream_connect_timeout', status: 504, message: 'Upstream connect timed out' },
   reset: { code: 'upstream_reset', status: 502, message: 'Upstream reset the connection' },
@@ -55,7 +62,7 @@ export function classifyUpstreamError(err: Error & { code?: string }, reachedUps
   if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW') {
     return { failure: FAILURES.invalidResponse, outcome: RESET };
   }
-  if (!reachedUpstream && (code === undefined || CONNECT_ERRORS.has(code) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')) {
+  if (!reachedUpstream && (code === undefined || CONNECT_ERRORS.has(code) || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || isTlsHandshakeError(err))) {
     return { failure: FAILURES.connectFailed, outcome: CONNECT_FAILURE };
   }
   if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {

@@ -160,8 +160,10 @@ export class HttpForwarder implements ExchangeSite {
       refusal = new Refusal(FAILURES.unsupportedUpgrade, FAILURES.unsupportedUpgrade.message);
     } else {
       const route = deps.router.match(req.headers.host ?? '', req.url ?? '/');
-      if (route !== undefined) return deps.routes.get(route)!;
-      refusal = new Refusal(FAILURES.noRoute, 'no route');
+      const compiled = route === undefined ? undefined : deps.routes.get(route)!;
+      if (compiled === undefined) refusal = new Refusal(FAILURES.noRoute, 'no route');
+      else if (websocket && compiled.upstream.config.protocol === 'http2') refusal = new Refusal(FAILURES.websocketToHttp2, FAILURES.websocketToHttp2.message);
+      else return compiled;
     }
     this.#answeredHere(req, refusal.failure.status, refusal.detail);
     return refusal;

@@ -40,6 +40,17 @@ export interface ForwardedContext {
   readonly httpVersion: string;
   /** The client's connection was TLS: X-Forwarded-Proto says https. */
   readonly secure?: boolean;
+  /**
+   * The upstream speaks HTTP/2: a client's `TE: trailers` goes on as `te: trailers`, the one TE an HTTP/2 request may
+   * carry (RFC 9113 §8.2.2), which gRPC servers require. Every other connection-specific field is dropped as for
+   * HTTP/1.1 (`HOP_BY_HOP`).
+   */
+  readonly teTrailers?: boolean;
+}
+
+/** Whether a TE value lists `trailers` (RFC 9110 §10.1.4: a list of codings and `trailers`, case-insensitive). */
+function acceptsTrailers(value: string): boolean {
+  return value.split(',').some((t) => t.trim().toLowerCase() === 'trailers');
 }
 
 export interface ForwardedRequestHeaders {
@@ -109,10 +120,12 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
   let via: string | undefined;
   let requestId: string | undefined;
   let host = '';
+  let teTrailers = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
+    if (lower === 'te' && ctx.teTrailers === true && acceptsTrailers(value)) teTrailers = true;
     if (HOP_BY_HOP.has(lower) || ANSWERED_HERE.has(lower) || (named !== undefined && lower !== NOT_NOMINABLE && named.includes(lower))) continue;
     if (lower.startsWith('x-forwarded-')) {
       // Untrusted peers cannot forge the chain: their X-Forwarded-* is dropped and rebuilt below.
@@ -135,6 +148,7 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardedCont
     out.push(name, value);
   }
   requestId ??= randomUUID();
+  if (teTrailers) out.push('te', 'trailers');
   const ownVia = ctx.httpVersion === '1.1' ? VIA_11 : ctx.httpVersion === '1.0' ? VIA_10 : `${ctx.httpVersion}${VIA_SUFFIX}`;
   out.push(
     'x-forwarded-for', xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`,

@@ -113,6 +113,10 @@ export class Http1Downstream implements Downstream {
     this.#onStall = onStall;
   }
 
+  /**
+   * Response trailers are dropped: over HTTP/1.1 they need a chunked body announced with `Trailer` before the head
+   * went out (RFC 9110 §6.6.2), and HTTP/1.1 clients mostly ignore them (RFC 9110 §6.5.1 lets a recipient discard them).
+   */
   end(): void {
     this.res.end();
   }

@@ -97,6 +97,7 @@ export class UpgradeDownstream implements Downstream {
     return false;
   }
 
+  /** A response to an upgrade request that did not upgrade is HTTP/1.1 on the raw socket: trailers are dropped. */
   end(): void {
     this.#socket.end();
   }
