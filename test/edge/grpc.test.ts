@@ -138,8 +138,9 @@ describe('gRPC through Ballast', () => {
       served.add(who!);
     }
     expect(served).toEqual(new Set(['alpha', 'beta']));
-    const line = b.logs.find((l) => l.kind === 'access' && l.url === '/test.Echo/Unary');
-    expect(line).toMatchObject({ protocol: 'h2', status: 200 });
+    // Access lines go out in batches (50 ms at most).
+    await waitFor(() => b.logs.some((l) => l.kind === 'access' && l.url === '/test.Echo/Unary'));
+    expect(b.logs.find((l) => l.kind === 'access' && l.url === '/test.Echo/Unary')).toMatchObject({ protocol: 'h2', tls: 'TLSv1.3', status: 200 });
   });
 
   it('an error status from the server reaches the client as it was sent', async () => {

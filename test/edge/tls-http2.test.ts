@@ -121,6 +121,7 @@ describe('TLS termination and HTTP/2 to clients', () => {
     } finally {
       session.close();
     }
+    await waitFor(() => b.logs.some((l) => l.kind === 'access' && l.url === '/h2/path?q=1'));
     const line = b.logs.find((l) => l.kind === 'access' && l.url === '/h2/path?q=1');
     expect(line).toMatchObject({ protocol: 'h2', tls: 'TLSv1.3', status: 200 });
   });

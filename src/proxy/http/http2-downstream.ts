@@ -33,6 +33,7 @@ export class Http2Downstream implements Downstream {
   bytesSent = 0;
   #trailers: OutgoingHttpHeaders | undefined;
   #awaitsTrailers = false;
+  #trailersOnly = false;
   #gone: (() => void) | undefined;
   #sendTimeoutMs = 0;
   #onStall: (() => void) | undefined;
@@ -88,8 +89,11 @@ export class Http2Downstream implements Downstream {
     // A gRPC response ends in trailers (grpc-status), which the stream then waits for; unless it is trailers-only,
     // its status already in this head.
     this.#awaitsTrailers = this.grpc && out['grpc-status'] === undefined;
+    // A gRPC head that carries the status is a Trailers-Only response (PROTOCOL-HTTP2.md): no body follows, and a
+    // client reads the status only from a HEADERS frame that ends the stream.
+    this.#trailersOnly = this.grpc && !this.#awaitsTrailers;
     try {
-      this.stream.respond(out, { waitForTrailers: this.#awaitsTrailers });
+      this.stream.respond(out, this.#trailersOnly ? { endStream: true } : { waitForTrailers: this.#awaitsTrailers });
     } catch {
       // A field node:http2 will not send (a value with a character HTTP/2 forbids): the client learns the response
       // failed, as an HTTP/1.1 client would from a reset.
@@ -98,8 +102,8 @@ export class Http2Downstream implements Downstream {
   }
 
   write(chunk: Buffer, resume: () => void): boolean {
-    // A stream already reset: the exchange hears of it by onGone; nothing is waited for.
-    if (this.stream.destroyed) return true;
+    // A stream already reset (the exchange hears of it by onGone), or ended by a Trailers-Only head: nothing to send.
+    if (this.stream.destroyed || this.#trailersOnly) return true;
     this.bytesSent += chunk.length;
     if (this.stream.write(chunk)) return true;
     if (this.#sendTimeoutMs > 0) {
@@ -118,7 +122,7 @@ export class Http2Downstream implements Downstream {
   }
 
   end(trailers?: Record<string, string>): void {
-    if (this.stream.destroyed) return;
+    if (this.stream.destroyed || this.#trailersOnly) return;
     if (this.#awaitsTrailers) {
       this.#trailers = trailers ?? {};
       this.stream.once('wantTrailers', this.#sendTrailers);
