@@ -38,6 +38,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile, formatSummary } from './profile-summary.mjs';
 import { parseWrk as parseWrkOutput } from './wrk-output.mjs';
+import { FOREIGN_LIMIT, selfCpuMs, systemBusyMs, treeCpuMs, waitForQuiet as waitForQuietShared } from './proc-cpu.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -572,28 +573,8 @@ function loadCommand(scenario) {
 }
 
 /** Waits (up to QUIET_WAIT seconds) until processes outside this benchmark use less than FOREIGN_LIMIT cores. */
-async function waitForQuiet(pids) {
-  if (QUIET_WAIT <= 0 || !HAVE_PROC) return;
-  const until = Date.now() + QUIET_WAIT * 1000;
-  let waited = false;
-  for (;;) {
-    const ours = () => pids.reduce((a, p) => a + treeCpuMs(p), 0) + (process.cpuUsage().user + process.cpuUsage().system) / 1000;
-    const s0 = systemBusyMs();
-    const o0 = ours();
-    const t0 = performance.now();
-    await sleep(1000);
-    const foreign = (systemBusyMs() - s0 - (ours() - o0)) / (performance.now() - t0);
-    if (foreign < FOREIGN_LIMIT) {
-      if (waited) log('  (machine quiet again)');
-      return;
-    }
-    if (Date.now() > until) {
-      log(`  (still ${foreign.toFixed(2)} cores of other work after ${QUIET_WAIT}s: measuring anyway)`);
-      return;
-    }
-    if (!waited) log(`  (other work is using ${foreign.toFixed(2)} cores: waiting up to ${QUIET_WAIT}s for quiet)`);
-    waited = true;
-  }
+function waitForQuiet(pids) {
+  return waitForQuietShared({ seconds: QUIET_WAIT, limit: FOREIGN_LIMIT, oursMs: () => pids.reduce((a, p) => a + treeCpuMs(p), 0) + selfCpuMs(), log });
 }
 
 /** Rounds of a scenario: BENCH_ROUNDS when set, else the scenario's own (the paired access-log scenario has 3). */
@@ -685,9 +666,6 @@ function ratios(scenario, rows) {
   }
   return out;
 }
-
-/** A run during which other work on the machine used more than this many cores is flagged as contended. */
-const FOREIGN_LIMIT = 0.15;
 
 function scenarioTable(scenario, rows) {
   const rat = ratios(scenario, rows);
@@ -1025,40 +1003,9 @@ async function measureWith(scenario, url, seconds, onMeasuring = () => {}) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// CPU accounting (Linux /proc): what the proxy under test spent per request, and whether anything outside this
-// benchmark competed for the cores during a run (other work on a shared machine makes a run meaningless).
-
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-const HAVE_PROC = existsSync('/proc/stat');
-
-function procStat(pid) {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(f[1]), ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK };
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU ms of a process and its direct children (NGINX's worker, for instance). */
-function treeCpuMs(pid) {
-  if (!HAVE_PROC || pid === undefined) return NaN;
-  let ms = procStat(pid)?.ms ?? 0;
-  for (const d of readdirSync('/proc')) {
-    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
-    const st = procStat(d);
-    if (st !== undefined && st.ppid === pid) ms += st.ms;
-  }
-  return ms;
-}
-
-/** user + nice + system of all CPUs: process time (interrupt, softirq and steal time are not any process's). */
-function systemBusyMs() {
-  if (!HAVE_PROC) return NaN;
-  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return ((f[0] + f[1] + f[2]) * 1000) / CLK_TCK;
-}
+// CPU accounting (Linux /proc, through proc-cpu.mjs): what the proxy under test spent per request, and whether
+// anything outside this benchmark competed for the cores during a run (other work on a shared machine makes a run
+// meaningless).
 
 function cpuSnapshot(targetPid, originPids) {
   const self = process.cpuUsage();

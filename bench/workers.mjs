@@ -44,13 +44,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLK_TCK, FOREIGN_LIMIT, processTree, systemBusyMs, ticksOf } from './proc-cpu.mjs';
 import { parseWrk as parseWrkOutput } from './wrk-output.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(HERE, '..', 'dist', 'cli.js');
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-/** A round during which processes outside the benchmark used more than this many cores is marked †. */
-const FOREIGN_LIMIT = 0.15;
 
 if (process.argv.includes('--origins')) runOrigins();
 else if (process.argv.includes('--bare')) await runBare();
@@ -404,38 +402,7 @@ async function runLoadMjs(load, url, seconds, ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// CPU from /proc.
-
-/** `pid` and its descendants (the cluster workers). */
-function processTree(pid) {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      const children = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
-      if (children) out.push(...children.split(/\s+/).map(Number));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-/** utime + stime of a process in clock ticks, from /proc/PID/stat (all its threads). */
-function ticksOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
-/** user + nice + system of all CPUs, in ms. */
-function systemBusyMs() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return ((f[0] + f[1] + f[2]) * 1000) / CLK_TCK;
-}
+// CPU from /proc (processTree, ticksOf, systemBusyMs: proc-cpu.mjs).
 
 function snapshot(ballastPids, originsPid) {
   const ticks = new Map([...ballastPids, originsPid].map((p) => [p, ticksOf(p)]));

@@ -1,4 +1,4 @@
-/** What wrk printed, as numbers: shared by run.js and workers.mjs, which both drive it. */
+/** What wrk printed, as numbers: shared by run.js and workers.mjs, which both drive it (and `times` for tls.mjs). */
 
 /**
  * `seconds`: the measured duration asked for, used when wrk printed no total. `loadGenCpuMs` is wrk's own CPU when
@@ -17,10 +17,7 @@ export function parseWrk(text, seconds) {
   const non = /Non-2xx or 3xx responses: (\d+)/.exec(text);
   const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(text);
   const bytes = transfer ? Number(transfer[1]) * { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[transfer[2]] : 0;
-  // `times`: the shell's own user and system time, then its children's (wrk's).
-  const times = [...text.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)];
-  const child = times[times.length - 1];
-  const loadGenCpuMs = child ? (Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4])) * 1000 : NaN;
+  const loadGenCpuMs = timesChildCpuMs(text);
   return {
     requests,
     seconds: elapsed,
@@ -35,4 +32,14 @@ export function parseWrk(text, seconds) {
     bytesPerSec: bytes,
     loadGenCpuMs,
   };
+}
+
+/**
+ * The CPU (user + system, ms) of the children of `sh -c 'COMMAND; times'`, i.e. the load generator's, from the last
+ * line of the shell's `times` (its own user and system time, then its children's); NaN when there is none.
+ */
+export function timesChildCpuMs(text) {
+  const times = [...text.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)];
+  const child = times[times.length - 1];
+  return child ? (Number(child[1]) * 60 + Number(child[2]) + Number(child[3]) * 60 + Number(child[4])) * 1000 : NaN;
 }

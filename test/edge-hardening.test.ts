@@ -123,7 +123,8 @@ describe('pipelining', () => {
     });
     const upstream = b.ballast.upstreams.get('pool')!;
     await waitFor(() => b.ballast.httpListeners[0]!.forwarder.exchanges === 0 && upstream.hosts[0]!.inflight === 0, { what: 'every exchange over' });
-    expect(seen).toEqual(['/one']);
+    // /one went upstream unless the client was gone before it could (a loaded machine); the waiting ones never did.
+    expect(seen.filter((u) => u !== '/one')).toEqual([]);
     await waitFor(() => b.logs.filter((l) => l.kind === 'access').length === 3, { what: 'three access lines' });
     expect(b.logs.filter((l) => l.kind === 'access').map((l) => l.status)).toEqual([499, 499, 499]);
   });
