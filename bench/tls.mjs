@@ -108,12 +108,15 @@ function track(child, name, group = false) {
   return child;
 }
 
+/** SIGKILL reaches the whole tree: NGINX's workers outlive a master killed that way. */
 function kill(child, signal) {
-  try {
-    if (child.group) process.kill(-child.pid, signal);
-    else child.kill(signal);
-  } catch {
-    // gone already
+  const pids = child.group ? [-child.pid] : signal === 'SIGKILL' ? processTree(child.pid).reverse() : [child.pid];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone already
+    }
   }
 }
 
@@ -419,5 +422,5 @@ try {
   process.stderr.write(`bench/tls.mjs failed: ${err?.stack ?? err}\n`);
   process.exitCode = 1;
 } finally {
-  for (const c of children) kill(c, 'SIGKILL');
+  await Promise.all([...children].map((c) => stop(c, 3000)));
 }

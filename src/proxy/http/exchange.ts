@@ -24,6 +24,7 @@ import { Tries } from './tries.js';
 import { delay } from '../../util/clock.js';
 import { bodiless, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch, retryAfterMillis, upgradeToken } from './headers.js';
 import { relayHead } from './respond.js';
+import { exchangeRecord } from './access-record.js';
 
 /** Lease options of an HTTP attempt: counted pending until a connection picks it up (`max_pending_requests`). */
 const PENDING = Object.freeze({ pending: true });
@@ -380,28 +381,8 @@ export class Exchange implements AttemptOwner {
     if (this.#finished) return;
     this.#finished = true;
     this.#record(status);
-    const access = this.#forwarder.deps.accessLog;
-    if (access !== undefined) {
-      const down = this.down;
-      access.write({
-        listener: this.#forwarder.deps.listener,
-        requestId: this.#requestId,
-        client: down.clientIp,
-        method: down.method,
-        url: down.url,
-        upgrade: down.websocket ? 'websocket' : undefined,
-        protocol: down.httpVersion === '2' ? 'h2' : undefined,
-        tls: down.tls,
-        upstream: this.#route.upstream.name,
-        server: this.#tries.server,
-        attempts: this.#tries.count,
-        tries: this.#tries.forLog,
-        status,
-        durationMs: Math.round((performance.now() - this.#startedAt) * 1000) / 1000,
-        bytes: down.bytesSent,
-        detail,
-      });
-    }
+    const deps = this.#forwarder.deps;
+    deps.accessLog?.write(exchangeRecord(deps.listener, this.#requestId, this.down, this.#route.upstream.name, this.#tries, status, this.#startedAt, detail));
     // The connection's next pipelined request starts (and is counted) before this one stops counting, so a drain
     // waiting for the last exchange does not mistake the gap between them for the end.
     this.down.done();
