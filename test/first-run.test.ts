@@ -18,7 +18,7 @@ import { configJsonSchema, configJsonSchemaText, DESCRIPTIONS } from '../src/con
 import { parseConfig } from '../src/config/load.js';
 import { DEMO_PORTS } from '../src/demo.js';
 import { prettyDestination } from '../src/log.js';
-import { NEVER_HEALTHY_PROBES } from '../src/health/health-service.js';
+import { LOOPBACK_HINT, NEVER_HEALTHY_PROBES } from '../src/health/health-service.js';
 import { freePort, get, startBallast, type TestBallast } from './helpers/ballast.js';
 import { startOrigin, type Origin } from './helpers/origin.js';
 import { waitFor, sleep } from './helpers/wait.js';
@@ -216,6 +216,8 @@ upstreams:
     const warnings = jsonLines(child.out()).filter((l) => l.msg === `${warning}: it still fails its active health checks`);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ level: 40, upstream: 'down', server: `127.0.0.1:${dead}`, reason: 'connect' });
+    // Refused on loopback: the line says why that is the usual 503 in a container.
+    expect(warnings[0]!.hint).toBe(LOOPBACK_HINT);
     expect(warnings[0]!.probes).toBeGreaterThanOrEqual(NEVER_HEALTHY_PROBES);
     child.kill('SIGTERM');
     expect(await exitCode(child)).toBe(0);
