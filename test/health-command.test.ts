@@ -66,8 +66,10 @@ describe('ballast health', () => {
     }, { timeoutMs: 15_000, intervalMs: 100, what: () => `ballast health to pass; last: ${last.out}${last.err}` });
     expect(last.out).toBe(`ballast health: ready: http://127.0.0.1:${adminPort}/ready: 200 ready\n`);
 
-    // A request the origin holds keeps the drain going after SIGTERM: the admin still answers, and says 503.
-    origin.handler = (_req, res) => setTimeout(() => res.end('late'), 3000);
+    // A request the origin holds until the check is done keeps the drain going after SIGTERM: the admin still
+    // answers, and says 503.
+    let release = (): void => {};
+    origin.handler = (_req, res) => (release = () => res.end('late'));
     const inflight = get(`http://127.0.0.1:${proxyPort}/slow`);
     await waitFor(() => origin.received.length > 0, { what: 'the request at the origin' });
     ballast.kill('SIGTERM');
@@ -75,6 +77,7 @@ describe('ballast health', () => {
       last = await health(path);
       return last.code === 1;
     }, { timeoutMs: 10_000, intervalMs: 50, what: () => `ballast health to fail while draining; last: ${last.out}${last.err}` });
+    release();
     expect(last.err).toBe(`ballast health: not ready: http://127.0.0.1:${adminPort}/ready: 503 starting\n`);
     expect((await inflight).status).toBe(200);
     expect(await exitCode(ballast)).toBe(0);
