@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: compile TypeScript with dev dependencies, ship only dist/ and production dependencies.
+# Node 26, the Active LTS line (Node 20 reached end of life on 2026-04-30); README "Requirements" lists what is
+# supported, and test/dockerfile.test.ts checks this major against it.
 
-FROM node:20-bookworm-slim AS build
+FROM node:26-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +11,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:26-trixie-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -19,8 +21,10 @@ COPY config ./config
 # The image's own non-root user (uid 1000).
 USER node
 EXPOSE 8080 9901
-# The admin listener must be reachable from inside the container; keep it on loopback unless a token is set.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:9901/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# `ballast health` reads the admin address from the config (0.0.0.0 or :: is asked on loopback) and GETs /ready:
+# healthy means bound, first health checks done and not draining. It reads the default config path: mount yours
+# there (-v ./my.yaml:/app/config/ballast.yaml:ro), or override HEALTHCHECK if you pass another --config.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "dist/cli.js", "health", "--config", "/app/config/ballast.yaml"]
 ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["--config", "/app/config/ballast.yaml"]

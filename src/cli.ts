@@ -3,6 +3,7 @@
  * The `ballast` command (USAGE below says it all):
  * - `ballast --config FILE` (or `ballast run --config FILE`) runs; `ballast validate --config FILE` checks a file and
  *   exits 1 with every error; `ballast demo` runs the embedded demo; `ballast schema` prints the config's JSON Schema.
+ * - `ballast health --config FILE` asks the running Ballast's admin `/ready` (health-command.ts): the Docker HEALTHCHECK.
  * - `ballast` alone prints the usage and exits 2: starting a proxy and three origins on five ports is something to
  *   ask for (`ballast demo`), not what a bare command should do.
  * SIGTERM/SIGINT: stop accepting, drain in-flight requests up to `shutdown.drain_timeout`, exit 0.
@@ -18,6 +19,7 @@ import { ClusterPrimary, workerCount } from './cluster/primary.js';
 import { configJsonSchemaText } from './config/json-schema.js';
 import { formatConfigErrors, loadConfigFile, type ConfigError } from './config/load.js';
 import { demoFailed, runDemo } from './demo.js';
+import { checkHealth } from './health-command.js';
 import { createCliLogger, LOG_FORMATS, type LogFormat } from './log.js';
 import { onShutdownSignal } from './signals.js';
 import { logClusterSummary, logStartupSummary } from './startup-summary.js';
@@ -27,6 +29,8 @@ const USAGE = `Usage: ballast <command> [options]
 Commands:
   run --config FILE       run a proxy from a config file (the default command: ballast --config FILE)
   validate --config FILE  check a config file; print every error with its line and column, exit 1 if any
+  health --config FILE    ask the admin listener of the Ballast running this config whether it is ready (GET
+                          /ready; 0.0.0.0 and :: are asked on loopback): one line, exit 0 if ready, 1 if not
   demo                    three local origins with Ballast in front, to try it (http://127.0.0.1:8080;
                           busy ports are replaced by free ones, BALLAST_DEMO_PORT sets the proxy's);
                           demo --tls adds https://localhost:8443 (HTTP/2 and HTTP/1.1, a throw-away certificate)
@@ -107,7 +111,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'run':
     case 'validate':
+    case 'health':
       if (values.config === undefined) throw new UsageError(`${command} needs --config FILE`);
+      if (command === 'health') return health(values.config);
       return command === 'validate' ? validate(values.config) : run(values.config, logFormat as LogFormat);
     default:
       throw new UsageError(`unknown command "${command}"`);
@@ -132,6 +138,17 @@ async function validate(file: string): Promise<number> {
   }
   process.stdout.write(`${file}: ok\n`);
   return 0;
+}
+
+async function health(file: string): Promise<number> {
+  const result = await loadConfigFile(file);
+  if (!result.ok) {
+    reportErrors(file, result.errors);
+    return 1;
+  }
+  const answer = await checkHealth(result.config);
+  (answer.ok ? process.stdout : process.stderr).write(`ballast health: ${answer.ok ? 'ready' : 'not ready'}: ${answer.line}\n`);
+  return answer.ok ? 0 : 1;
 }
 
 async function run(file: string, logFormat: LogFormat): Promise<number> {

@@ -18,8 +18,8 @@ import { configJsonSchema, configJsonSchemaText, DESCRIPTIONS } from '../src/con
 import { parseConfig } from '../src/config/load.js';
 import { DEMO_PORTS } from '../src/demo.js';
 import { prettyDestination } from '../src/log.js';
-import { NEVER_HEALTHY_PROBES } from '../src/health/health-service.js';
-import { freePort, get, startBallast, type TestBallast } from './helpers/ballast.js';
+import { LOOPBACK_HINT, NEVER_HEALTHY_PROBES } from '../src/health/health-service.js';
+import { freePort, get, simpleConfig, startBallast, type TestBallast } from './helpers/ballast.js';
 import { startOrigin, type Origin } from './helpers/origin.js';
 import { waitFor, sleep } from './helpers/wait.js';
 import { exitCode, spawnCli, type CliProcess } from './helpers/cli.js';
@@ -216,6 +216,8 @@ upstreams:
     const warnings = jsonLines(child.out()).filter((l) => l.msg === `${warning}: it still fails its active health checks`);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ level: 40, upstream: 'down', server: `127.0.0.1:${dead}`, reason: 'connect' });
+    // Refused on loopback: the line says why that is the usual 503 in a container.
+    expect(warnings[0]!.hint).toBe(LOOPBACK_HINT);
     expect(warnings[0]!.probes).toBeGreaterThanOrEqual(NEVER_HEALTHY_PROBES);
     child.kill('SIGTERM');
     expect(await exitCode(child)).toBe(0);
@@ -248,6 +250,22 @@ upstreams:
     await b.ballast.reload(next.config);
     await sleep(20 * 15);
     expect(warnings().map((w) => w.server)).toEqual([`127.0.0.1:${dead}`]);
+  });
+
+  it('a 503 for want of a server says in its access line how many servers there are and why none is available', async () => {
+    const [dead, alsoDead] = [await freePort(), await freePort()];
+    const origin = await startOrigin('drained');
+    cleanups.push(() => origin.close());
+    const b = await startBallast(simpleConfig([`127.0.0.1:${dead}`, `127.0.0.1:${alsoDead}`, origin.address], '    health_check: { interval: 5s, timeout: 500ms }'));
+    cleanups.push(() => b.stop());
+    const now = b.ballast.upstreams.get('pool')!.now();
+    b.ballast.upstreams.get('pool')!.host(origin.address)!.setDraining(true, now);
+    const res = await get(b.url('/x'));
+    expect(res.status).toBe(503);
+    // The client is told nothing is available, not the servers' states.
+    expect(res.body).toBe('No upstream server is available: no available server\n');
+    await waitFor(() => b.logs.some((l) => l.kind === 'access'), { what: 'the access line' });
+    expect(b.logs.find((l) => l.kind === 'access')).toMatchObject({ status: 503, detail: 'no available server (3 servers: 2 failing active health checks, 1 draining)' });
   });
 });
 

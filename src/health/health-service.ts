@@ -14,6 +14,7 @@
  * what follows from everyone's decisions (panic, ejection ends): the process that probes hears of all of them and
  * logs each once.
  */
+import { isLoopback } from '../config/schema.js';
 import type { Clock, Random } from '../util/clock.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { Logger } from '../log.js';
@@ -39,6 +40,14 @@ export interface HealthDeps {
  * healthy_threshold, so a server that passes from its first probe on is never reported while it rises).
  */
 export const NEVER_HEALTHY_PROBES = 3;
+
+/**
+ * Why a loopback server nobody answers on is the usual first-run surprise in a container (issue #16): the packaged
+ * example's 127.0.0.1:9001 is the container itself there, so every request gets 503 until the config names
+ * addresses the container can reach.
+ */
+export const LOOPBACK_HINT = 'nothing accepts connections on this loopback address; inside a container, loopback is the container itself, not the host: '
+  + 'name the origins by an address the container reaches (host.docker.internal for the host, a service name, or run with --network host)';
 
 export class HealthService {
   readonly checker: ActiveChecker;
@@ -188,7 +197,7 @@ export class HealthService {
     this.#settled.add(key);
     this.#probesSinceStart.delete(key);
     log.warn(
-      { upstream: upstream.name, server: host.address, probes, reason: result.reason, detail: result.detail },
+      { upstream: upstream.name, server: host.address, probes, reason: result.reason, detail: result.detail, ...(result.reason === 'connect' && isLoopback(host.host) && { hint: LOOPBACK_HINT }) },
       'server has not become healthy since start-up: it still fails its active health checks',
     );
   }

@@ -2,6 +2,8 @@
  * Vitest global setup: compiles src/ into dist/ once before the tests run (and again before each watch-mode rerun),
  * because the CLI and cluster tests start the built `node dist/cli.js` as a user would. A bare `npx vitest run` on
  * a fresh clone therefore tests the sources it sees, not a stale or missing build. A compile error fails the run.
+ * BALLAST_TEST_SKIP_BUILD=1 skips the first build: .ci/run sets it for its second run (the same sources under another
+ * Node), whose dist/ the first run has just built; the compiler's output does not depend on the Node running it.
  */
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -22,6 +24,6 @@ async function build(): Promise<void> {
 }
 
 export default async function setup(project: TestProject): Promise<void> {
-  await build();
+  if (process.env.BALLAST_TEST_SKIP_BUILD !== '1') await build();
   project.onTestsRerun(build);
 }

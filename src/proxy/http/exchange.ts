@@ -14,6 +14,7 @@ import type { Dispatcher } from 'undici';
 import type { Lease } from '../../upstream/lease.js';
 import type { Limit } from '../../upstream/circuit-breaker.js';
 import { RESET, type Outcome } from '../../upstream/outcome.js';
+import { noServerDetail } from '../../upstream/no-server-detail.js';
 import type { RetryStep } from '../retry-policy.js';
 import { Attempt, type AttemptEnd, type AttemptOwner } from './attempt.js';
 import type { Downstream } from './downstream.js';
@@ -160,7 +161,10 @@ export class Exchange implements AttemptOwner {
       if (this.#gone) return;
       const preferred = this.#tries.count === 0 ? sticky?.hostFor(this.down.headers, upstream.now()) : undefined;
       const lease = upstream.lease(this.#hashKey, this.#tries.hosts, preferred === undefined ? PENDING : { preferred, pending: true });
-      if (lease === undefined) return this.#fail(FAILURES.noServer, 'no available server');
+      if (lease === undefined) {
+        // The client hears that nothing is available; the access line says why (how many servers, in which state).
+        return this.#fail(FAILURES.noServer, 'no available server', undefined, noServerDetail(upstream.hosts, upstream.now()));
+      }
       const attempt = this.#dispatch(lease);
       let end = await attempt.ended;
       this.#current = undefined;
@@ -327,10 +331,11 @@ export class Exchange implements AttemptOwner {
     if (this.#leased === lease) this.#leased = undefined;
   }
 
-  #fail(failure: Failure, detail: string | undefined, extra?: Record<string, string>): void {
+  /** Answer `failure` with `detail`; the access line says `logDetail`, which may tell more than a client is told. */
+  #fail(failure: Failure, detail: string | undefined, extra?: Record<string, string>, logDetail = detail): void {
     if (this.#finished) return;
     this.down.fail(failure, this.#requestId, detail, extra);
-    this.#finish(failure.status, detail);
+    this.#finish(failure.status, logDetail);
   }
 
   /** Over a circuit-breaker limit: 503 at once. `counted`: the retry policy counted this overflow already. */
