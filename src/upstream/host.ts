@@ -150,7 +150,8 @@ export class Host implements BalancedHost {
 
   /**
    * Take over the health of the same server from the config this one replaces, so a reload never forgets that a
-   * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start.
+   * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start,
+   * nor forgets how fast it answers (its peak-EWMA latency estimate, issue #16).
    */
   inheritState(previous: Host): void {
     // Without a health check in the new config nothing could ever clear a failed-check flag.
@@ -159,6 +160,7 @@ export class Host implements BalancedHost {
     this.draining = previous.draining;
     this.disabled = previous.disabled;
     this.availableSince = previous.availableSince;
+    this.latency.continueFrom(previous.latency);
   }
 
   close(): Promise<void> {
