@@ -10,11 +10,13 @@ import type { Config, ListenerConfig } from './config/schema.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { serverActions } from './admin/server-actions.js';
+import { RELOAD_PATH, reloadAction } from './admin/reload-action.js';
 import { LocalHealthFeed, type HealthFeed } from './health/health-feed.js';
 import { HealthService } from './health/health-service.js';
 import { AccessLog } from './access-log.js';
 import { createLogger, type Logger } from './log.js';
 import { sameShape } from './proxy/http/acceptor.js';
+import { ConfigReloader } from './reload/config-reloader.js';
 import { HttpListener } from './proxy/http/listener.js';
 import { TcpListener } from './proxy/tcp/tcp-listener.js';
 import { Upstream } from './upstream/upstream.js';
@@ -32,6 +34,11 @@ export interface BallastOptions {
   readonly bind?: 'all' | 'proxy' | 'none';
   /** Where health comes from and where the changes decided here go; default: a LocalHealthFeed nobody listens to. */
   readonly health?: HealthFeed;
+  /**
+   * The file the config was read from (the CLI's `--config`): `reloader` re-reads it, for SIGHUP, `--watch` and the
+   * admin's `POST /reload`. Without it, `POST /reload` answers 409 and only `reload(config)` reloads.
+   */
+  readonly configFile?: string;
 }
 
 export class Ballast {
@@ -45,6 +52,8 @@ export class Ballast {
   tcpListeners: readonly TcpListener[];
   /** Undefined unless started with `bind: 'all'`. */
   readonly admin: AdminServer | undefined;
+  /** Re-reads `configFile` and reloads from it; undefined without one. */
+  readonly reloader: ConfigReloader | undefined;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #feed: HealthFeed;
@@ -71,6 +80,13 @@ export class Ballast {
     const bind = options.bind ?? 'all';
     this.#bindProxy = bind !== 'none';
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
+    this.reloader = options.configFile === undefined ? undefined : new ConfigReloader({
+      file: options.configFile,
+      current: () => this.config,
+      apply: (next) => this.reload(next),
+      metrics: this.metrics,
+      log: this.log,
+    });
     const upstreams = new Map<string, Upstream>();
     for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random, metrics: this.metrics }));
     this.upstreams = upstreams;
@@ -88,7 +104,10 @@ export class Ballast {
       ready: () => this.#ready && this.#stopping === undefined,
       token: config.admin.token,
       allowedHosts: () => this.config.admin.allowed_hosts,
-      actions: serverActions(() => this.upstreams.values(), this.log, (event) => this.#feed.publish(event)),
+      actions: new Map<string, (params: URLSearchParams) => unknown>([
+        ...serverActions(() => this.upstreams.values(), this.log, (event) => this.#feed.publish(event)),
+        [RELOAD_PATH, reloadAction(this.reloader)],
+      ]),
     });
   }
 
@@ -138,9 +157,10 @@ export class Ballast {
   /**
    * Apply a new, already validated config without dropping a connection: listeners that keep their name, protocol
    * and address keep their socket and switch to the new routes; others are opened or drained and closed. Servers
-   * that stay (same upstream, same address) keep their health — down, ejected, draining or disabled, their slow
-   * start and their outlier-detection history (the ejection count that sets how long the next ejection lasts) — so
-   * a reload never sends traffic to a server known to be down. Requests in flight finish on the old pools, which are
+   * that stay (same upstream, same address) keep their state — down, ejected, draining or disabled, their slow
+   * start, their active-check rise/fall streak, their latency estimate and their outlier-detection history (the
+   * ejection count that sets how long the next ejection lasts) — so a reload never sends traffic to a server known
+   * to be down, nor restarts what was learnt about it (issue #16). Requests in flight finish on the old pools, which are
    * closed once idle. Reloads run one at a time.
    */
   reload(next: Config): Promise<void> {

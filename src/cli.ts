@@ -7,7 +7,8 @@
  * - `ballast` alone prints the usage and exits 2: starting a proxy and three origins on five ports is something to
  *   ask for (`ballast demo`), not what a bare command should do.
  * SIGTERM/SIGINT: stop accepting, drain in-flight requests up to `shutdown.drain_timeout`, exit 0.
- * SIGHUP: reload the file; an invalid one is refused (every error logged) and the running config kept.
+ * SIGHUP, the admin's POST /reload, and with `--watch` a change of the file: reload the file (reload/); an invalid one
+ * is refused (every error logged) and the running config kept.
  * `workers: N > 1` (or `auto`, one per core) runs a node:cluster primary and N workers (src/cluster/primary.ts), with
  * the same commands and signals; `workers: 1` is one process, with no cluster and no IPC.
  */
@@ -20,7 +21,9 @@ import { configJsonSchemaText } from './config/json-schema.js';
 import { formatConfigErrors, loadConfigFile, type ConfigError } from './config/load.js';
 import { demoFailed, runDemo } from './demo.js';
 import { checkHealth } from './health-command.js';
-import { createCliLogger, LOG_FORMATS, type LogFormat } from './log.js';
+import { createCliLogger, LOG_FORMATS, type Logger, type LogFormat } from './log.js';
+import { ConfigWatcher } from './reload/config-watcher.js';
+import type { ConfigReloader } from './reload/config-reloader.js';
 import { onShutdownSignal } from './signals.js';
 import { logClusterSummary, logStartupSummary } from './startup-summary.js';
 
@@ -42,11 +45,13 @@ Options:
       --log-format FMT    auto (default): pretty on a terminal, JSON lines otherwise; or json, pretty
                           (with workers above 1, logs are always JSON)
       --tls               (demo) also serve HTTPS with HTTP/2
+      --watch             (run) reload when the config file changes, as SIGHUP does
   -h, --help              print this help
   -v, --version           print the version
 
 Signals while running: SIGTERM or Ctrl-C drains requests in flight and exits 0 (a second one exits at once);
-SIGHUP reloads the config file (an invalid one is refused and the running config kept).
+SIGHUP reloads the config file (an invalid one is refused and the running config kept); so does POST /reload on
+the admin listener.
 
 Environment:
   BALLAST_DEMO_PORT       the demo's proxy port (default 8080); the demo fails if it is taken
@@ -69,6 +74,7 @@ function parse(argv: string[]) {
       options: {
         config: { type: 'string', short: 'c' },
         'log-format': { type: 'string' },
+        watch: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
         tls: { type: 'boolean' },
@@ -103,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'demo':
+      if (values.watch) throw new UsageError('--watch applies to run only');
       if (values.config !== undefined) throw new UsageError('the demo runs its own config: leave out --config');
       await runDemo({ logFormat: logFormat as LogFormat, tls: values.tls === true }).catch(demoFailed);
       return -1;
@@ -113,8 +120,9 @@ async function main(argv: string[]): Promise<number> {
     case 'validate':
     case 'health':
       if (values.config === undefined) throw new UsageError(`${command} needs --config FILE`);
+      if (values.watch === true && command !== 'run') throw new UsageError('--watch applies to run only');
       if (command === 'health') return health(values.config);
-      return command === 'validate' ? validate(values.config) : run(values.config, logFormat as LogFormat);
+      return command === 'validate' ? validate(values.config) : run(values.config, logFormat as LogFormat, values.watch ?? false);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -151,7 +159,7 @@ async function health(file: string): Promise<number> {
   return answer.ok ? 0 : 1;
 }
 
-async function run(file: string, logFormat: LogFormat): Promise<number> {
+async function run(file: string, logFormat: LogFormat, watch: boolean): Promise<number> {
   const result = await loadConfigFile(file);
   if (!result.ok) {
     reportErrors(file, result.errors);
@@ -161,39 +169,36 @@ async function run(file: string, logFormat: LogFormat): Promise<number> {
   if (workers > 1) {
     const primary = await ClusterPrimary.start(file, result.config, workers);
     logClusterSummary(primary.log, result.config);
+    const watcher = watchIfAsked(watch, primary.reloader, primary.log);
     onShutdownSignal(async (signal) => {
       primary.log.info({ signal }, 'draining');
+      watcher?.close();
       await primary.stop();
     });
-    process.on('SIGHUP', () => {
-      primary.reload().catch((err: unknown) => primary.log.error({ file, err }, 'reload failed'));
-    });
+    process.on('SIGHUP', () => void primary.reloader.reload('signal'));
     return -1;
   }
-  const ballast = await Ballast.start(result.config, { log: createCliLogger(result.config.logging.level, logFormat) });
+  const log = createCliLogger(result.config.logging.level, logFormat);
+  const ballast = await Ballast.start(result.config, { log, configFile: file });
   logStartupSummary(ballast.log, ballast);
+  const reloader = ballast.reloader!;
+  const watcher = watchIfAsked(watch, reloader, ballast.log);
   onShutdownSignal(async (signal) => {
     ballast.log.info({ signal }, 'draining');
+    watcher?.close();
     await ballast.stop();
   });
-  // SIGHUP re-reads the file. An invalid file is refused with every error and the running config stays in force; so
-  // does any exception on the way, loading included: a rejection escaping this handler would end the process.
-  process.on('SIGHUP', () => {
-    void (async () => {
-      try {
-        const next = await loadConfigFile(file);
-        if (!next.ok) {
-          ballast.log.error({ file, errors: next.errors }, `reload refused, keeping the running config:\n${formatConfigErrors(file, next.errors)}`);
-          return;
-        }
-        await ballast.reload(next.config);
-        ballast.log.info({ file }, 'config reloaded');
-      } catch (err) {
-        ballast.log.error({ file, err }, 'reload failed');
-      }
-    })();
-  });
+  // The reloader logs how it went and never rejects: an invalid file is refused and the running config stays.
+  process.on('SIGHUP', () => void reloader.reload('signal'));
   return -1;
+}
+
+/** `--watch`: reload when the file changes, unless its config is the one in force (or the one last refused). */
+function watchIfAsked(watch: boolean, reloader: ConfigReloader, log: Logger): ConfigWatcher | undefined {
+  if (!watch) return undefined;
+  const watcher = new ConfigWatcher(reloader.file, () => void reloader.reload('watch', { onlyIfChanged: true }), { log });
+  log.info({ file: reloader.file }, 'watching the config file: a change reloads it');
+  return watcher;
 }
 
 main(process.argv.slice(2)).then(

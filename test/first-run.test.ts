@@ -65,7 +65,7 @@ describe('ballast --version and --help', () => {
     expect(await exitCode(child)).toBe(0);
     const help = child.out();
     for (const command of ['run', 'validate', 'demo', 'schema', 'help']) expect(help).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
-    for (const flag of ['--config', '-c,', '--log-format', '--help', '-h,', '--version', '-v,']) expect(help).toContain(flag);
+    for (const flag of ['--config', '-c,', '--log-format', '--watch', '--help', '-h,', '--version', '-v,']) expect(help).toContain(flag);
     expect(help).toContain('BALLAST_DEMO_PORT');
     expect(help).toContain('SIGHUP');
   });

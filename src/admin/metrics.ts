@@ -39,6 +39,8 @@ export class Metrics {
   readonly healthChecks: Counter<'upstream' | 'server' | 'result'>;
   readonly healthCheckFailures: Counter<'upstream' | 'server' | 'reason'>;
   readonly badRequests: Counter<'listener' | 'reason'>;
+  readonly #configReloads: Counter<'result'>;
+  readonly #lastReloadSuccess: Gauge;
   /** Each server's last minute of requests, errors and latency, for /status and the dashboard. */
   readonly traffic = new TrafficWindows();
   /** TLS handshakes, certificate expiry, HTTP/2 rapid reset. */
@@ -132,8 +134,20 @@ export class Metrics {
         for (const u of self.#upstreams) this.set({ upstream: u.name }, u.panicking(u.now()) ? 1 : 0);
       },
     });
+    // Prometheus' own prometheus_config_reloads_total / prometheus_config_last_reload_success_timestamp_seconds: the
+    // timestamp is set at start, so `time() - …` says how long the config in force has been running either way.
+    this.#configReloads = new Counter({ name: 'ballast_config_reloads_total', help: 'Reloads of the config file (SIGHUP, POST /reload, --watch), by result: success or failure.', labelNames: ['result'], registers });
+    for (const result of ['success', 'failure']) this.#configReloads.inc({ result }, 0);
+    this.#lastReloadSuccess = new Gauge({ name: 'ballast_config_last_reload_success_timestamp_seconds', help: 'When the config in force was loaded: at start, then at each successful reload (Unix seconds).', registers });
+    this.#lastReloadSuccess.set(Date.now() / 1000);
     this.edge = new EdgeMetrics(this.registry);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A reload of the config file ended (reload/config-reloader.ts); `atMs`: wall-clock time of its end. */
+  configReloaded(ok: boolean, atMs = Date.now()): void {
+    this.#configReloads.inc({ result: ok ? 'success' : 'failure' });
+    if (ok) this.#lastReloadSuccess.set(atMs / 1000);
   }
 
   /** The upstreams whose state the scrape-time gauges read, and whose outcomes the traffic windows record. */

@@ -1,6 +1,6 @@
 /**
  * The admin listener (loopback by default): the dashboard (`/`, dashboard/assets.ts), `/status`, `/metrics`,
- * `/healthz`, `/ready`.
+ * `/healthz`, `/ready`, and the POST routes (`actions`: server-actions.ts, reload-action.ts).
  * Mutating endpoints require the configured bearer token; without a token they are refused outright unless the
  * listener is on loopback. Before either, `refusal` (request-guard.ts) turns away what a web page could send: a
  * mutation from another origin, and any request but /healthz and /ready under a Host name that could be rebound.
@@ -43,9 +43,11 @@ export interface AdminDeps {
 }
 
 export class AdminError extends Error {
+  /** `details`: more fields for the JSON answer, beside `error` (a refused reload's `errors`, say). */
   constructor(
     readonly status: number,
     message: string,
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -120,7 +122,7 @@ export class AdminServer {
       try {
         return send(res, 200, await action(url.searchParams));
       } catch (err) {
-        if (err instanceof AdminError) return send(res, err.status, { error: err.message });
+        if (err instanceof AdminError) return send(res, err.status, { error: err.message, ...err.details });
         throw err;
       }
     }

@@ -132,6 +132,15 @@ export class PeakEwma implements LatencyObserver {
     return this.#value * this.#decayFactor(now);
   }
 
+  /**
+   * Continue from `previous`'s estimate (the same server's, before a reload), decayed from its last sample as it
+   * would have been; the decay window stays this one's. Both must read the same clock.
+   */
+  continueFrom(previous: PeakEwma): void {
+    this.#value = previous.#value;
+    this.#stamp = previous.#stamp;
+  }
+
   #decayFactor(now: number): number {
     // A clock that reads earlier than the last sample (two clocks mixed up) must not inflate the estimate.
     const elapsed = now - this.#stamp;

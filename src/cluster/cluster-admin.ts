@@ -5,7 +5,8 @@
  *   gauges that mirror health come from the primary only: its view is the truth, and N copies would sum to N.
  * - /status, and the answers of the drain/disable actions: the primary's view of health, with `active_requests`
  *   summed over the workers (the primary itself carries no traffic).
- * - The actions are applied here and published to the primary's health feed, which relays them to every worker.
+ * - The actions are applied here and published to the primary's health feed, which relays them to every worker;
+ *   POST /reload reloads the whole cluster from here (cluster-reload.ts).
  *
  * A worker that does not answer within QUERY_TIMEOUT_MS is left out (and a warning logged), never waited for.
  */
@@ -13,15 +14,25 @@ import type { Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { AdminServer } from '../admin/server.js';
 import { serverActions, type ServerActionResult } from '../admin/server-actions.js';
+import { RELOAD_PATH, reloadAction } from '../admin/reload-action.js';
 import { statusDocument } from '../admin/status.js';
 import type { Ballast } from '../ballast.js';
 import type { LocalHealthFeed } from '../health/health-feed.js';
+import type { ConfigReloader } from '../reload/config-reloader.js';
 import type { Logger } from '../log.js';
 import type { Inflight, MetricsJson } from './messages.js';
 import type { WorkerRpc } from './worker-rpc.js';
 
-/** Metrics that mirror health: the primary's view is the truth, so the workers' copies are left out of the sum. */
-const PRIMARY_VIEW = new Set(['ballast_upstream_server_healthy', 'ballast_upstream_panic']);
+/**
+ * Metrics that mirror health, and the config reloads: the primary's view is the truth (it probes, and it alone
+ * reloads the file), so the workers' copies are left out of the sum (N start timestamps would add up to nonsense).
+ */
+const PRIMARY_VIEW = new Set([
+  'ballast_upstream_server_healthy',
+  'ballast_upstream_panic',
+  'ballast_config_reloads_total',
+  'ballast_config_last_reload_success_timestamp_seconds',
+]);
 /** How long /metrics and /status wait for a worker's answer. */
 const QUERY_TIMEOUT_MS = 2000;
 
@@ -29,6 +40,8 @@ export interface ClusterAdminDeps {
   /** The primary's Ballast: upstreams and health, and its own metrics (probes, health gauges). */
   readonly ballast: Ballast;
   readonly feed: LocalHealthFeed;
+  /** POST /reload: the primary reloads the file everywhere, as on SIGHUP. */
+  readonly reloader: ConfigReloader;
   readonly rpc: WorkerRpc;
   /** The workers serving now. */
   readonly workers: () => readonly Worker[];
@@ -72,7 +85,10 @@ export function clusterAdmin(deps: ClusterAdminDeps): AdminServer {
     ready: deps.ready,
     token: ballast.config.admin.token,
     allowedHosts: () => ballast.config.admin.allowed_hosts,
-    actions: new Map([...actions].map(([path, run]) => [path, (params: URLSearchParams) => withInflight(run(params))])),
+    actions: new Map<string, (params: URLSearchParams) => unknown>([
+      ...[...actions].map(([path, run]) => [path, (params: URLSearchParams) => withInflight(run(params))] as const),
+      [RELOAD_PATH, reloadAction(deps.reloader)],
+    ]),
     metricsText,
     status: async () => statusDocument(upstreams(), await inflight()),
   });

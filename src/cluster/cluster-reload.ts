@@ -1,8 +1,9 @@
 /**
- * SIGHUP in cluster mode: re-read the file and apply it everywhere, or nowhere. An invalid file is refused (every
- * error logged with its line and column) and nothing changes. A valid one is applied in the primary first (its new
- * servers probed), then in every worker; if a worker refuses it (a new listener that cannot bind), the primary and
- * every worker go back to the previous config, so the cluster never runs two configs for longer than the reload.
+ * A reload in cluster mode (SIGHUP, `POST /reload` or `--watch`, all in the primary: reload/config-reloader.ts reads
+ * and validates the file, and refuses an invalid one with nothing changed): apply the config everywhere, or nowhere.
+ * It is applied in the primary first (its new servers probed), then in every worker; if a worker refuses it (a new
+ * listener that cannot bind), the primary and every worker go back to the previous config, so the cluster never runs
+ * two configs for longer than the reload, and the reload fails.
  *
  * When each worker binds a socket of its own (accept.ts), a listener address the running config does not hold is
  * first bound once by the primary without SO_REUSEPORT: an address another process holds refuses the reload, as it
@@ -12,7 +13,6 @@
  */
 import type { Worker } from 'node:cluster';
 import { adminChanged, type Ballast } from '../ballast.js';
-import { formatConfigErrors, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { WorkerRpc } from './worker-rpc.js';
@@ -21,7 +21,6 @@ import { ensureFree, newAddresses, type AcceptMode } from './accept.js';
 const RELOAD_TIMEOUT_MS = 15_000;
 
 export interface ClusterReloadDeps {
-  readonly file: string;
   readonly ballast: Ballast;
   readonly rpc: WorkerRpc;
   /** The workers that have had their `init`: each runs a config and must switch. */
@@ -32,32 +31,22 @@ export interface ClusterReloadDeps {
   readonly log: Logger;
 }
 
-/** One reload; the caller runs them one at a time. A file or a config that fails is logged, not thrown. */
-export async function reloadCluster(deps: ClusterReloadDeps): Promise<void> {
-  const { file, ballast, log } = deps;
-  const next = await loadConfigFile(file);
-  if (!next.ok) {
-    log.error({ file, errors: next.errors }, `reload refused, keeping the running config:\n${formatConfigErrors(file, next.errors)}`);
-    return;
-  }
+/**
+ * Apply a validated config to the primary and every worker; rejects, with the previous config back everywhere, if
+ * either refuses it. The caller (the reloader) runs them one at a time, and logs and counts the result.
+ */
+export async function reloadCluster(deps: ClusterReloadDeps, next: Config): Promise<void> {
+  const { ballast, log } = deps;
   const previous = ballast.config;
-  if (next.config.workers !== previous.workers) {
-    log.warn({ workers: deps.count, configured: next.config.workers }, 'workers changed: it takes effect at the next restart');
+  if (next.workers !== previous.workers) {
+    log.warn({ workers: deps.count, configured: next.workers }, 'workers changed: it takes effect at the next restart');
   }
-  if (adminChanged(previous, next.config)) log.warn({}, 'admin settings changed: they take effect at the next restart');
-  try {
-    if (deps.accept === 'reuseport') await ensureFree(newAddresses(previous, next.config));
-    await ballast.reload(next.config);
-  } catch (err) {
-    log.error({ file, err }, 'reload failed');
-    return;
-  }
-  const failed = await reloadWorkers(deps, next.config);
-  if (failed.length === 0) {
-    log.info({ file, workers: deps.count }, 'config reloaded');
-    return;
-  }
-  log.error({ file, errors: failed }, 'reload failed in a worker: going back to the previous config');
+  if (adminChanged(previous, next)) log.warn({}, 'admin settings changed: they take effect at the next restart');
+  if (deps.accept === 'reuseport') await ensureFree(newAddresses(previous, next));
+  await ballast.reload(next);
+  const failed = await reloadWorkers(deps, next);
+  if (failed.length === 0) return;
+  log.error({ errors: failed }, 'reload failed in a worker: going back to the previous config');
   try {
     await ballast.reload(previous);
   } catch (err) {
@@ -65,6 +54,7 @@ export async function reloadCluster(deps: ClusterReloadDeps): Promise<void> {
   }
   const again = await reloadWorkers(deps, previous);
   if (again.length > 0) log.error({ errors: again }, 'a worker could not go back to the previous config');
+  throw new Error(`a worker refused the config: ${failed.map((f) => `worker ${f.worker}: ${f.error}`).join('; ')}`);
 }
 
 /** Reload every worker that has its config, with the primary's health as of now; resolves with those that refused. */

@@ -10,7 +10,8 @@
  * - worker-rpc.ts: questions to the workers and their answers (metrics, requests in flight, reloads);
  * - health-relay.ts: the primary's verdicts and admin actions to every worker, a worker's ejections to the others;
  * - cluster-admin.ts: the admin endpoint over the whole cluster;
- * - cluster-reload.ts: SIGHUP, applied in the primary and every worker, or rolled back everywhere.
+ * - cluster-reload.ts: a reload (SIGHUP, POST /reload, --watch: the primary's `reloader`), applied in the primary
+ *   and every worker, or rolled back everywhere.
  *
  * A worker starts from an `init` with the config in force and every server's health as of then. Signals:
  * SIGTERM/SIGINT drain every worker and exit 0 after them; SIGHUP reloads (cli.ts).
@@ -24,6 +25,7 @@ import { Ballast } from '../ballast.js';
 import type { Config } from '../config/schema.js';
 import { LocalHealthFeed } from '../health/health-feed.js';
 import type { Logger } from '../log.js';
+import { ConfigReloader } from '../reload/config-reloader.js';
 import { clusterAdmin } from './cluster-admin.js';
 import { reloadCluster } from './cluster-reload.js';
 import { HealthRelay } from './health-relay.js';
@@ -40,7 +42,8 @@ export function workerCount(workers: Config['workers'], cores: number): number {
 
 export class ClusterPrimary {
   readonly log: Logger;
-  readonly #file: string;
+  /** Re-reads the file for SIGHUP, POST /reload and --watch, and applies it to the whole cluster. */
+  readonly reloader: ConfigReloader;
   readonly #count: number;
   readonly #accept: AcceptMode;
   readonly #ballast: Ballast;
@@ -49,10 +52,8 @@ export class ClusterPrimary {
   readonly #supervisor: Supervisor;
   readonly #admin: AdminServer;
   #stopping: Promise<void> | undefined;
-  #reloading: Promise<void> = Promise.resolve();
 
   private constructor(file: string, count: number, accept: AcceptMode, ballast: Ballast, feed: LocalHealthFeed, log: Logger) {
-    this.#file = file;
     this.#count = count;
     this.#accept = accept;
     this.#ballast = ballast;
@@ -64,9 +65,11 @@ export class ClusterPrimary {
       exited: (worker) => this.#rpc.exited(worker),
     });
     this.#relay = new HealthRelay(feed, () => this.#supervisor.initialized(), log);
+    this.reloader = new ConfigReloader({ file, current: () => ballast.config, apply: (next) => this.#apply(next), metrics: ballast.metrics, log });
     this.#admin = clusterAdmin({
       ballast,
       feed,
+      reloader: this.reloader,
       rpc: this.#rpc,
       workers: () => this.#supervisor.serving(),
       ready: () => this.#supervisor.started && this.#stopping === undefined && this.#supervisor.serving().length > 0,
@@ -105,22 +108,17 @@ export class ClusterPrimary {
     else if (m.type === 'health') this.#relay.fromWorker(worker, m.event);
   }
 
-  /** SIGHUP: see cluster-reload.ts. One reload at a time; none once stopping. */
-  reload(): Promise<void> {
-    const run = this.#reloading.then(async () => {
-      if (this.#stopping !== undefined) return;
-      await reloadCluster({
-        file: this.#file,
-        ballast: this.#ballast,
-        rpc: this.#rpc,
-        workers: () => this.#supervisor.initialized(),
-        count: this.#count,
-        accept: this.#accept,
-        log: this.log,
-      });
-    });
-    this.#reloading = run.catch(() => {});
-    return run;
+  /** A validated config for the whole cluster (see cluster-reload.ts); the reloader runs one at a time. */
+  async #apply(next: Config): Promise<void> {
+    if (this.#stopping !== undefined) throw new Error('the cluster is stopping');
+    await reloadCluster({
+      ballast: this.#ballast,
+      rpc: this.#rpc,
+      workers: () => this.#supervisor.initialized(),
+      count: this.#count,
+      accept: this.#accept,
+      log: this.log,
+    }, next);
   }
 
   /**

@@ -72,13 +72,17 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
-  let text: string;
+  const read = await readConfigFile(file);
+  return read.ok ? parseConfig(read.text, env) : read;
+}
+
+/** A config file's text, or the one error (line 0) that says why it could not be read. */
+export async function readConfigFile(file: string): Promise<{ ok: true; text: string } | { ok: false; errors: ConfigError[] }> {
   try {
-    text = await readFile(file, 'utf8');
+    return { ok: true, text: await readFile(file, 'utf8') };
   } catch (err) {
     return { ok: false, errors: [{ path: '', line: 0, column: 0, message: `cannot read the file: ${readFailure(err)}` }] };
   }
-  return parseConfig(text, env);
 }
 
 /** Why a file could not be read, without the path Node repeats: `no such file or directory`, not `ENOENT: …, open 'x'`. */

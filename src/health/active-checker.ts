@@ -90,6 +90,19 @@ export class ActiveChecker {
     }
   }
 
+  /**
+   * After a reload: each probe loop whose server and check are unchanged continues the rise/fall streak of the loop
+   * it replaces (issue #16), so a reload neither restarts a server that was two passes from healthy nor lets one
+   * failing probe right after it take a healthy server out at once (a fresh history decides on its first result).
+   * A loop whose verdict disagrees with its hosts' inherited flag keeps its own history (see Target).
+   */
+  continueFrom(previous: ActiveChecker): void {
+    for (const [key, target] of this.#targets) {
+      const before = previous.#targets.get(key);
+      if (before !== undefined && before.history.healthy === target.history.healthy) target.history = before.history;
+    }
+  }
+
   /** Probe loops running (distinct server and check pairs). */
   get targets(): number {
     return this.#targets.size;

@@ -161,10 +161,12 @@ export class HealthService {
   }
 
   /**
-   * After a reload: take over the outlier-detection state of the servers that stay (same upstream, same address)
-   * from the service this one replaces. Their flags and ejections came with the hosts (Host.inheritState).
+   * After a reload: take over the active-check streaks and the outlier-detection state of the servers that stay
+   * (same upstream, same address) from the service this one replaces. Their flags, ejections, slow start and latency
+   * estimates came with the hosts (Host.inheritState).
    */
   inheritFrom(previous: HealthService): void {
+    this.checker.continueFrom(previous.checker);
     for (const key of previous.#settled) this.#settled.add(key);
     for (const [key, probes] of previous.#probesSinceStart) if (!this.#settled.has(key)) this.#probesSinceStart.set(key, probes);
     for (const [upstream, detector] of this.#detectors) {

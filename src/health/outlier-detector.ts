@@ -198,10 +198,10 @@ export class OutlierDetector {
 
   /**
    * Take over what `previous` (the detector of the config a reload replaces) knows of the same server: its ejection
-   * count, so the backoff does not start over at the base time after every reload; the failure run in progress; and
-   * when its current ejection began, so only a probe started after it ends it early. The host itself already carries
-   * the ejection (Host.inheritState). Its end is reported by the old detector until that one is stopped, then by
-   * this one (`takeOverEjections`).
+   * count, so the backoff does not start over at the base time after every reload; the failure run in progress and
+   * the success-rate counts of the interval in progress; and when its current ejection began, so only a probe
+   * started after it ends it early. The host itself already carries the ejection (Host.inheritState). Its end is
+   * reported by the old detector until that one is stopped, then by this one (`takeOverEjections`).
    */
   inherit(host: Host, previous: OutlierDetector, previousHost: Host): void {
     const m = this.#monitors.get(host);
@@ -211,6 +211,9 @@ export class OutlierDetector {
     m.runs = before.runs;
     m.ejectedAt = before.ejectedAt;
     m.capped = before.capped;
+    // The interval in progress goes on: its counts join the first interval after the reload.
+    m.successes = before.successes;
+    m.failures = before.failures;
   }
 
   /**

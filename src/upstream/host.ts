@@ -158,7 +158,8 @@ export class Host implements BalancedHost {
 
   /**
    * Take over the health of the same server from the config this one replaces, so a reload never forgets that a
-   * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start.
+   * server is down, ejected, draining or disabled (HAProxy loses it without a state file), nor restarts slow start,
+   * nor forgets how fast it answers (its peak-EWMA latency estimate, issue #16).
    */
   inheritState(previous: Host): void {
     this.draining = previous.draining;
@@ -170,6 +171,7 @@ export class Host implements BalancedHost {
     // Without a health check in the new config nothing could ever clear a failed-check flag.
     this.activeCheckFailed = this.#checked && previous.activeCheckFailed;
     this.ejectedUntil = previous.ejectedUntil;
+    this.latency.continueFrom(previous.latency);
   }
 
   close(): Promise<void> {

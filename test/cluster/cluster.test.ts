@@ -1,7 +1,7 @@
 /**
  * `workers: 2`: the compiled CLI as a cluster primary with two workers. Traffic is served by both workers, /metrics
- * counts it once across them, a tcp listener works too, SIGTERM drains every worker and exits 0, and SIGHUP reloads
- * every worker (or, with a bad file, none).
+ * counts it once across them, a tcp listener works too, SIGTERM drains every worker and exits 0, and SIGHUP and
+ * POST /reload reload every worker (or, with a bad file, none).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
@@ -143,7 +143,7 @@ upstreams:
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
   });
 
-  it('SIGHUP with an invalid file keeps every worker serving; a fixed file reloads them all', async () => {
+  it('SIGHUP with an invalid file keeps every worker serving; a fixed file reloads them all; so does POST /reload on the primary, and /metrics counts the reloads once', async () => {
     const [a, b] = await namedOrigins('o1', 'o2');
     const text = (port: number, adminPort: number, server: Origin, balance = 'round-robin') => `
 admin: { listen: 127.0.0.1:${adminPort} }
@@ -156,6 +156,7 @@ upstreams:
     balance: ${balance}
     servers: [{ address: ${server.address} }]
 `;
+    const startedAt = Math.floor(Date.now() / 1000);
     const cluster = await startCluster((port, adminPort) => text(port, adminPort, a!));
     for (const r of await getMany(cluster.url('/first'), 6)) expect(originOf(r.body)).toBe('o1');
 
@@ -171,5 +172,19 @@ upstreams:
     for (const r of await getFromEveryWorker(cluster, '/reloaded', { n: 10 })) expect(originOf(r.body)).toBe('o2');
     const status = await getJson<StatusDoc>(cluster.admin('/status'));
     expect(status.upstreams[0]!.servers.map((s) => s.address)).toEqual([b!.address]);
+
+    // POST /reload goes through the primary (it serves the admin) to every worker.
+    writeFileSync(cluster.file, text(cluster.port, cluster.adminPort, a!));
+    const answer = await fetch(cluster.admin('/reload'), { method: 'POST' });
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({ status: 'reloaded', servers: { kept: 0, added: 1, removed: 1 } });
+    for (const r of await getFromEveryWorker(cluster, '/posted', { n: 10 })) expect(originOf(r.body)).toBe('o1');
+    // Counted by the primary alone: the workers' copies of these series are left out of the sum.
+    const metrics = (await getFresh(cluster.admin('/metrics'))).body;
+    expect(metricSamples(metrics, 'ballast_config_reloads_total')).toEqual(new Map([['{result="success"}', 2], ['{result="failure"}', 1]]));
+    const stamps = metricSamples(metrics, 'ballast_config_last_reload_success_timestamp_seconds');
+    expect(stamps.size).toBe(1);
+    expect(stamps.get('')).toBeGreaterThanOrEqual(startedAt);
+    expect(stamps.get('')).toBeLessThanOrEqual(Date.now() / 1000);
   });
 });

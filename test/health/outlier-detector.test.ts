@@ -228,6 +228,21 @@ describe('outlier detector', () => {
     expect(ejected.at(-1)).toMatchObject({ host: b2, count: 1, reason: 'consecutive_failures' });
   });
 
+  it('a reload carries the success-rate counts of the interval in progress into the new detector', () => {
+    const keys = '{ consecutive_failures: 0, consecutive_gateway_failures: 0, success_rate_minimum_hosts: 4, success_rate_request_volume: 10, failure_percentage_threshold: 50%, max_ejection_percent: 50% }';
+    const before = setup(keys);
+    // Half the interval's volume before the reload, half after: only together do they reach the request volume.
+    for (const h of before.hosts.slice(0, 3)) before.feed(h, ok, 5);
+    before.feed(before.hosts[3]!, e500, 5);
+    const after = setup(keys);
+    for (const h of after.hosts) after.d.inherit(h, before.d, before.u.host(h.address)!);
+    before.d.stop();
+    for (const h of after.hosts.slice(0, 3)) after.feed(h, ok, 5);
+    after.feed(after.hosts[3]!, e500, 5);
+    after.d.tick();
+    expect(after.events.ejected.map((e) => [after.hosts.indexOf(e.host), e.reason])).toEqual([[3, 'failure_percentage']]);
+  });
+
   it('reports the end of an ejection only once the clock has passed it, though the timer fire early', () => {
     const clock = manualClock();
     const u = upstream('    outlier_detection: { consecutive_failures: 1, base_ejection_time: 1s, max_ejection_percent: 100% }', { clock });
