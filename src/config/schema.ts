@@ -225,17 +225,50 @@ const httpListener = z.strictObject({
   }, EVEN_WITH_ERRORS).prefault({}),
 });
 
+const SNI_EXPECTED = 'expected a server name such as api.example.com, or *.example.com (the * stands for one label)';
+
+/** A TLS server name, or `*.` and one: lower-cased, as names are compared without regard to case (RFC 6066 §3). */
+const sniPattern = z.string({ error: SNI_EXPECTED })
+  .regex(/^(?=.{1,253}$)(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, SNI_EXPECTED)
+  .transform((pattern) => pattern.toLowerCase());
+
+/** tcp: TLS passthrough routed by the ClientHello's server name (proxy/tcp/sni-router.ts). */
+const tcpRoute = z.strictObject({
+  match: z.strictObject({ sni: sniPattern }, { error: 'expected match: { sni: NAME }' }),
+  upstream: name,
+});
+
 const tcpListener = z.strictObject({
   name,
   protocol: z.literal('tcp'),
   listen: listenAddress,
-  upstream: name,
+  /** With routes: where a ClientHello without a server name, or with one no route matches, goes; else it is closed. */
+  upstream: name.optional(),
+  routes: z.array(tcpRoute).min(1, 'leave routes out, or give at least one').optional(),
+  /**
+   * With routes: how long a client may take to send its whole ClientHello (HAProxy `tcp-request inspect-delay`,
+   * NGINX `preread_timeout`); a client slower than that is closed.
+   */
+  preread_timeout: positiveDuration.default(5000),
   idle_timeout: duration.default(600_000),
   max_connections: fromText(z.number().int().min(1)).default(10_000),
   connect_attempts: fromText(z.number().int().min(1).max(10)).default(3),
   send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
   accept_proxy_protocol: fromText(z.boolean()).default(false),
-});
+}).superRefine((l: Partial<Record<string, unknown>>, ctx) => {
+  // Runs even when other keys have errors (EVEN_WITH_ERRORS), so it reads `l` as it may be.
+  if (l.upstream === undefined && l.routes === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a tcp listener needs an upstream, or routes by sni' });
+  }
+  const seen = new Map<string, number>();
+  (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).forEach((r, j) => {
+    const sni = isRecord(r) && isRecord(r.match) ? r.match.sni : undefined;
+    if (typeof sni !== 'string') return;
+    const first = seen.get(sni.toLowerCase());
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', j, 'match', 'sni'], message: `sni "${sni}" is already the pattern of routes[${first}]` });
+    else seen.set(sni.toLowerCase(), j);
+  });
+}, EVEN_WITH_ERRORS);
 
 /** `protocol` defaults to http, so the smallest file needs no more than a listener and an upstream. */
 const listener = z.preprocess(
@@ -307,8 +340,9 @@ function referenceIssues(c: Partial<Record<string, unknown>>, ctx: z.RefinementC
       binds.add(bind);
     }
     if (!namesKnown) return;
-    const refs = l.protocol === 'tcp' ? [{ upstream: l.upstream, path: ['listeners', i, 'upstream'] }]
-      : (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).map((r, j) => ({ upstream: isRecord(r) ? r.upstream : undefined, path: ['listeners', i, 'routes', j, 'upstream'] }));
+    // Both kinds of listener have routes; a tcp listener has its own (default) upstream too.
+    const refs = (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).map((r, j) => ({ upstream: isRecord(r) ? r.upstream : undefined, path: ['listeners', i, 'routes', j, 'upstream'] }));
+    if (l.protocol === 'tcp') refs.unshift({ upstream: l.upstream, path: ['listeners', i, 'upstream'] });
     for (const ref of refs) {
       if (typeof ref.upstream === 'string' && !upstreams.has(ref.upstream)) {
         const guess = closest(ref.upstream, upstreams);
@@ -335,6 +369,7 @@ export type ListenerConfig = Config['listeners'][number];
 export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' }>;
 export type RateLimitConfig = z.output<typeof rateLimit>;
 export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
+export type TcpRouteConfig = NonNullable<TcpListenerConfig['routes']>[number];
 export type UpstreamConfig = Config['upstreams'][number];
 export type ServerConfig = UpstreamConfig['servers'][number];
 export type RetryConfig = UpstreamConfig['retry'];

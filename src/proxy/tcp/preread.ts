@@ -45,5 +45,7 @@ export function preread<T>(socket: Socket, examine: (chunk: Buffer) => T | undef
     socket.once('close', onClose);
     // The session keeps its own error listener; this one only ends the wait.
     socket.once('error', onClose);
+    // A 'data' listener does not undo an explicit pause(), which an earlier preread (the PROXY header) leaves.
+    socket.resume();
   });
 }
