@@ -8,6 +8,7 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { logStartupSummary } from '../../src/startup-summary.js';
 import { freePort, startBallast, type TestBallast } from '../helpers/ballast.js';
 import { createCertificateAuthority, type CertificateAuthority, type Pem } from '../helpers/certs.js';
@@ -251,6 +252,21 @@ describe('tcp listener routes by SNI (TLS passthrough)', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(250);
     expect(await metrics(b)).toContain('ballast_tcp_sni_total{listener="edge-tls",result="timeout"} 1');
     await waitFor(() => b.logs.some((l) => l.kind === 'access' && l.end === 'preread-timeout'), { what: 'a preread-timeout access line' });
+  });
+
+  it('a reload changes the routes for new connections: the default upstream removed, no-SNI clients are closed', async () => {
+    const o = await threeOrigins();
+    const b = await ballast(config(o));
+    expect((await tlsThrough(b.port, undefined)).reply).toBe('fallback\n');
+    const next = parseConfig(config(o, ''), {});
+    if (!next.ok) throw new Error('bad test config');
+    await b.ballast.reload(next.config);
+    expect((await tlsThrough(b.port, 'api.example.com')).reply).toBe('api\n');
+    const client = tlsConnect({ host: '127.0.0.1', port: b.port, servername: '', ca: ca.cert, checkServerIdentity: () => undefined });
+    await once(client, 'error');
+    expect(o.fallback.handshakes).toBe(1);
+    // The same series, carried on across the reload.
+    expect(await metrics(b)).toContain('ballast_tcp_sni_total{listener="edge-tls",result="no_sni"} 2');
   });
 
   it('fails over to the next server of the route\'s upstream when a connect is refused', async () => {

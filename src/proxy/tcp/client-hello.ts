@@ -136,18 +136,23 @@ export class ClientHelloReader {
     return undefined;
   }
 
+  /** The handshake bytes so far in one buffer: the record's own when one record holds them (the usual case). */
+  #handshakeBytes(): Buffer {
+    if (this.#handshake.length > 1) this.#handshake = [Buffer.concat(this.#handshake, this.#handshakeLength)];
+    return this.#handshake[0]!;
+  }
+
   #examineHandshake(): ClientHelloResult | undefined {
     if (this.#helloLength === undefined) {
       if (this.#handshakeLength < HANDSHAKE_HEADER) return undefined;
-      const head = Buffer.concat(this.#handshake, this.#handshakeLength);
-      this.#handshake = [head];
+      const head = this.#handshakeBytes();
       if (head[0] !== HANDSHAKE_CLIENT_HELLO) return notTls(`the first handshake message is of type ${head[0]}, not a ClientHello`);
       this.#helloLength = head.readUIntBE(1, 3);
       // At least one record header comes with it.
       if (RECORD_HEADER + HANDSHAKE_HEADER + this.#helloLength > this.#maxBytes) return tooLarge(`a ClientHello of ${this.#helloLength} bytes, over the ${this.#maxBytes}-byte limit`);
     }
     if (this.#handshakeLength < HANDSHAKE_HEADER + this.#helloLength) return undefined;
-    const all = Buffer.concat(this.#handshake, this.#handshakeLength);
+    const all = this.#handshakeBytes();
     // Bytes after the ClientHello (a client does not send any before the server answers) are not looked at.
     return parseClientHelloBody(all.subarray(HANDSHAKE_HEADER, HANDSHAKE_HEADER + this.#helloLength));
   }
@@ -194,6 +199,21 @@ class Cursor {
     return out;
   }
 
+  /** A two-byte number, or undefined when fewer bytes are left. */
+  uint16(): number | undefined {
+    if (this.left < 2) return undefined;
+    const n = this.buf.readUInt16BE(this.#offset);
+    this.#offset += 2;
+    return n;
+  }
+
+  /** Step over `n` bytes; false when fewer are left. Unlike `take`, makes no Buffer (most extensions are skipped). */
+  skip(n: number): boolean {
+    if (n > this.left) return false;
+    this.#offset += n;
+    return true;
+  }
+
   /** A vector with a `size`-byte length prefix, or undefined when it runs past the end. */
   vector(size: 1 | 2): Buffer | undefined {
     if (this.left < size) return undefined;
@@ -207,7 +227,7 @@ function parseClientHelloBody(body: Buffer): ClientHelloResult {
   const c = new Cursor(body);
   const version = c.take(2);
   if (version === undefined || version[0] !== 3) return notTls('a ClientHello whose version is not TLS');
-  if (c.take(32) === undefined) return notTls('a ClientHello cut short in its random');
+  if (!c.skip(32)) return notTls('a ClientHello cut short in its random');
   const sessionId = c.vector(1);
   if (sessionId === undefined || sessionId.length > 32) return notTls('a ClientHello with a bad session id');
   const suites = c.vector(2);
@@ -220,10 +240,15 @@ function parseClientHelloBody(body: Buffer): ClientHelloResult {
   const e = new Cursor(extensions);
   let name: string | undefined;
   while (e.left > 0) {
-    const type = e.take(2);
-    const data = e.vector(2);
-    if (type === undefined || data === undefined) return notTls('an extension cut short');
-    if (type.readUInt16BE(0) !== EXT_SERVER_NAME) continue;
+    const type = e.uint16();
+    const length = e.uint16();
+    if (type === undefined || length === undefined) return notTls('an extension cut short');
+    if (type !== EXT_SERVER_NAME) {
+      if (!e.skip(length)) return notTls('an extension cut short');
+      continue;
+    }
+    const data = e.take(length);
+    if (data === undefined) return notTls('an extension cut short');
     // RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type in a given extension block."
     if (name !== undefined) return notTls('two server_name extensions');
     const parsed = parseServerName(data);
