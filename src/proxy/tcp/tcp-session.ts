@@ -1,10 +1,12 @@
 /**
  * One client connection on a TCP listener, from accept to close:
- * (PROXY header in) → (with routes: choose the upstream by the ClientHello's SNI, sni-routing.ts) → pick and connect a server, failing over (upstream-dialer.ts) → (PROXY header out) → relay
- * both ways (relay.ts) under an idle timeout → release the server, record metrics and one access-log line.
+ * (PROXY header in) → (with routes: the upstream the ClientHello's SNI chooses, sni-routing.ts) → pick and connect a
+ * server, failing over (upstream-dialer.ts) → (PROXY header out) → relay both ways (relay.ts) under an idle timeout →
+ * release the server, record metrics and one access-log line.
  *
- * Until a server is connected the client socket is not read: what the client sends early waits in its receive
- * buffer (bounded by the kernel and the socket's high-water mark), and is relayed first once the upstream is there.
+ * Until a server is connected the client socket is not read, except for the PROXY header (taken off) and the
+ * ClientHello (put back once read, to be relayed unchanged): what the client sends early waits in its receive buffer (bounded by the kernel and the
+ * socket's high-water mark), and is relayed first once the upstream is there.
  */
 import type { Socket } from 'node:net';
 import type { TcpListenerConfig } from '../../config/schema.js';
