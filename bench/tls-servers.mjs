@@ -4,6 +4,7 @@
  * resumption probe every proxy must pass before it is measured. Everything binds and contacts 127.0.0.1 only.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
@@ -137,6 +138,23 @@ upstreams:
   - name: origin
     servers: [ { address: 127.0.0.1:${originPort} } ]
 `;
+}
+
+/** The versions the results name: Ballast (and its commit), Node, NGINX, h2load, OpenSSL. */
+export function toolVersions({ root, nginxBin, h2loadBin }) {
+  const out = (cmd, args) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
+  };
+  const nginxV = out(nginxBin, ['-V']);
+  const git = out('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+  return {
+    ballast: `${JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version}${/^[0-9a-f]{7,}$/.test(git) ? ` (${git})` : ''}`,
+    node: `Node ${process.version} (OpenSSL ${process.versions.openssl})`,
+    nginx: `${/nginx version: (\S+)/.exec(nginxV)?.[1] ?? 'nginx ?'} (${/built with ([^\n]+)/.exec(nginxV)?.[1].trim() ?? 'OpenSSL ?'})`,
+    h2load: out(h2loadBin, ['--version']).split('\n')[0] || 'h2load ?',
+    openssl: out('openssl', ['version']).split('\n')[0],
+  };
 }
 
 export function freePort() {

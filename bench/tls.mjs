@@ -13,6 +13,7 @@
  *                                            TLS section of bench/RESULTS.md (run it after run.js, which rewrites
  *                                            that file whole)
  *   BENCH_DURATION=2 BENCH_ROUNDS=1 node bench/tls.mjs --only h2,hs-full      a quick look (writes nothing)
+ *   node bench/tls.mjs --render              rewrite the TLS section of RESULTS.md from bench/results/tls.json
  *
  * Processes: with 2 cores or more, the proxy under test is pinned to CPU 0 (`taskset -c 0`: every thread of Ballast's
  * one process, NGINX's master and its worker), h2load and the origin to CPU 1, so "on one core" is what the proxy
@@ -38,7 +39,7 @@
  * Only 127.0.0.1 is contacted; every child is killed on the way out; every load is bounded in time or in count, and
  * killed if it overruns.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,8 +47,8 @@ import { DEFAULT_CIPHERS } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseH2load } from './h2load-output.mjs';
 import { CLK_TCK, FOREIGN_LIMIT, processTree, selfCpuMs, systemBusyMs, ticksOf, waitForQuiet } from './proc-cpu.mjs';
-import { NO_TICKET_OPENSSL_CONF, ballastConfig, freePort, makeCertificate, nginxProxyConfig, nginxVersion, originConfig, preflight, resumes, waitForPort } from './tls-servers.mjs';
-import { renderSection, renderTable, summarise } from './tls-report.mjs';
+import { NO_TICKET_OPENSSL_CONF, ballastConfig, freePort, makeCertificate, nginxProxyConfig, nginxVersion, originConfig, preflight, resumes, toolVersions, waitForPort } from './tls-servers.mjs';
+import { renderSection, renderTable, summarise, writeSection } from './tls-report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -307,7 +308,7 @@ async function main() {
   const noTicketConf = path.join(tmpDir, 'no-tickets.cnf');
   writeFileSync(noTicketConf, NO_TICKET_OPENSSL_CONF);
 
-  const versions = toolVersions(nginxBin);
+  const versions = toolVersions({ root: ROOT, nginxBin, h2loadBin });
   const needed = PROXIES.filter((p) => loads.some((l) => l.tickets === p.tickets));
   const runs = loads.length * 2 * ROUNDS;
   log(`Ballast TLS bench: ${loads.map((l) => l.name).join(', ')}; ${runs} runs of about ${WARMUP}s + ${DURATION}s (about ${Math.ceil((runs * (WARMUP + DURATION + 1) + needed.length * 2 * PREWARM) / 60)} min, plus quiet waits)`);
@@ -358,40 +359,12 @@ async function main() {
   if (ONLY === undefined) {
     mkdirSync(path.join(HERE, 'results'), { recursive: true });
     writeFileSync(path.join(HERE, 'results', 'tls.json'), `${JSON.stringify(report, null, 2)}\n`);
-    writeSection(renderSection(report, table));
+    writeSection(path.join(HERE, 'RESULTS.md'), renderSection(report, table));
     log('\nwrote bench/results/tls.json and the TLS section of bench/RESULTS.md');
   } else log('\n(--only: a partial run, nothing written)');
 
   for (const p of Object.values(proxies)) await stop(p.child);
   await stop(origin.child);
-}
-
-/** Replace (or append) the TLS section of bench/RESULTS.md, between its two markers. */
-function writeSection(section) {
-  const file = path.join(HERE, 'RESULTS.md');
-  const begin = '<!-- tls: written by bench/tls.mjs -->';
-  const end = '<!-- /tls -->';
-  const block = `${begin}\n${section}\n${end}`;
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const at = text.indexOf(begin);
-  const until = text.indexOf(end);
-  writeFileSync(file, at >= 0 && until > at ? text.slice(0, at) + block + text.slice(until + end.length) : `${text.trimEnd()}\n\n${block}\n`);
-}
-
-function toolVersions(nginxBin) {
-  const out = (cmd, args) => {
-    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
-    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
-  };
-  const nginxV = out(nginxBin, ['-V']);
-  const git = out('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
-  return {
-    ballast: `${JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}${/^[0-9a-f]{7,}$/.test(git) ? ` (${git})` : ''}`,
-    node: `Node ${process.version} (OpenSSL ${process.versions.openssl})`,
-    nginx: `${/nginx version: (\S+)/.exec(nginxV)?.[1] ?? 'nginx ?'} (${/built with ([^\n]+)/.exec(nginxV)?.[1].trim() ?? 'OpenSSL ?'})`,
-    h2load: out(h2loadBin, ['--version']).split('\n')[0] || 'h2load ?',
-    openssl: out('openssl', ['version']).split('\n')[0],
-  };
 }
 
 function onPath(bin) {
@@ -416,8 +389,18 @@ function log(line) {
   process.stderr.write(`${line}\n`);
 }
 
+/** `--render`: the table and the RESULTS.md section again from bench/results/tls.json, without measuring. */
+function render() {
+  const report = JSON.parse(readFileSync(path.join(HERE, 'results', 'tls.json'), 'utf8'));
+  const table = renderTable(report.loads);
+  process.stdout.write(`${table}\n`);
+  writeSection(path.join(HERE, 'RESULTS.md'), renderSection(report, table));
+  log('\nwrote the TLS section of bench/RESULTS.md from bench/results/tls.json');
+}
+
 try {
-  await main();
+  if (argv.includes('--render')) render();
+  else await main();
 } catch (err) {
   process.stderr.write(`bench/tls.mjs failed: ${err?.stack ?? err}\n`);
   process.exitCode = 1;

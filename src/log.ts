@@ -68,7 +68,7 @@ function accessSentence(r: Record<string, unknown>): Record<string, unknown> {
   const str = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
   const parts: string[] = [str(r.listener)];
   if (r.protocol === 'tcp') {
-    parts.push(`tcp ${str(r.client)} ${str(r.end)}`, `${str(r.bytesIn)} B in, ${str(r.bytesOut)} B out, ${str(r.durationMs)} ms`);
+    parts.push(`tcp ${str(r.client)}${r.sni === undefined ? '' : ` sni ${str(r.sni)}`} ${str(r.end)}`, `${str(r.bytesIn)} B in, ${str(r.bytesOut)} B out, ${str(r.durationMs)} ms`);
   } else {
     parts.push(`${str(r.method)} ${str(r.url)}${r.upgrade === undefined ? '' : ` (${str(r.upgrade)})`} → ${str(r.status)} in ${str(r.durationMs)} ms`);
   }

@@ -29,7 +29,12 @@ export function logClusterSummary(log: Logger, config: Config): void {
 function logListener(log: Logger, l: ListenerConfig, port: number): void {
   const address = hostPort(l.listen.host, port);
   if (l.protocol === 'tcp') {
-    log.info({ kind: 'startup', listener: l.name, protocol: 'tcp', address, upstream: l.upstream }, `listener ${l.name}: tcp ${address} → upstream ${l.upstream}`);
+    if (l.routes === undefined) {
+      log.info({ kind: 'startup', listener: l.name, protocol: 'tcp', address, upstream: l.upstream }, `listener ${l.name}: tcp ${address} → upstream ${l.upstream}`);
+      return;
+    }
+    const sniRoutes = [...l.routes.map((r) => `sni ${r.match.sni} → ${r.upstream}`), `otherwise ${l.upstream === undefined ? 'closed' : `→ ${l.upstream}`}`];
+    log.info({ kind: 'startup', listener: l.name, protocol: 'tcp', address, routes: sniRoutes }, `listener ${l.name}: tcp ${address}, TLS passthrough (${sniRoutes.join(', ')})`);
     return;
   }
   const routes = l.routes.map((r) => `${r.match?.host ?? ''}${r.match?.path_prefix ?? (r.match?.host ? '' : '*')} → ${r.upstream}`);

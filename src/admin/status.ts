@@ -130,9 +130,16 @@ export function listenerStatus(listeners: Iterable<ListenerView>, connections: (
       name: l.name,
       protocol: c.protocol,
       listen: `${host}:${port}`,
-      upstreams: c.protocol === 'tcp' ? [c.upstream] : [...new Set(c.routes.map((r) => r.upstream))],
+      upstreams: listenerUpstreams(c),
       active_connections: connections(l.name),
     });
   }
   return out;
+}
+
+/** Every upstream a listener sends to: its routes' and, on a tcp listener, its own (the default with routes). */
+function listenerUpstreams(c: ListenerConfig): string[] {
+  const names = (c.routes ?? []).map((r) => r.upstream);
+  if (c.protocol === 'tcp' && c.upstream !== undefined) names.unshift(c.upstream);
+  return [...new Set(names)];
 }

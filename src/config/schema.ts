@@ -282,11 +282,31 @@ const httpListener = z.strictObject({
   }, EVEN_WITH_ERRORS).prefault({}),
 });
 
+const SNI_EXPECTED = 'expected a server name such as api.example.com, or *.example.com (the * stands for one label)';
+
+/** A TLS server name, or `*.` and one: lower-cased, as names are compared without regard to case (RFC 6066 §3). */
+const sniPattern = z.string({ error: SNI_EXPECTED })
+  .regex(/^(?=.{1,253}$)(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, SNI_EXPECTED)
+  .transform((pattern) => pattern.toLowerCase());
+
+/** tcp: TLS passthrough routed by the ClientHello's server name (proxy/tcp/sni-router.ts). */
+const tcpRoute = z.strictObject({
+  match: z.strictObject({ sni: sniPattern }, { error: 'expected match: { sni: NAME }' }),
+  upstream: name,
+});
+
 const tcpListener = z.strictObject({
   name,
   protocol: z.literal('tcp'),
   listen: listenAddress,
-  upstream: name,
+  /** With routes: where a ClientHello without a server name, or with one no route matches, goes; else it is closed. */
+  upstream: name.optional(),
+  routes: z.array(tcpRoute).min(1, 'leave routes out, or give at least one').optional(),
+  /**
+   * With routes: how long a client may take to send its whole ClientHello (HAProxy `tcp-request inspect-delay`,
+   * NGINX `preread_timeout`); a client slower than that is closed.
+   */
+  preread_timeout: positiveDuration.default(5000),
   idle_timeout: duration.default(600_000),
   max_connections: fromText(z.number().int().min(1)).default(10_000),
   connect_attempts: fromText(z.number().int().min(1).max(10)).default(3),
@@ -294,7 +314,23 @@ const tcpListener = z.strictObject({
   accept_proxy_protocol: fromText(z.boolean()).default(false),
   /** Terminate TLS, then relay the clear text (ALPN is not offered: the bytes are not read). */
   tls: listenerTls.omit({ alpn: true }).optional(),
-});
+}).superRefine((l: Partial<Record<string, unknown>>, ctx) => {
+  // Runs even when other keys have errors (EVEN_WITH_ERRORS), so it reads `l` as it may be.
+  if (l.tls !== undefined && l.routes !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['routes'], message: 'routes by sni read the ClientHello of TLS passed through: a listener that terminates TLS (tls) cannot have them' });
+  }
+  if (l.upstream === undefined && l.routes === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a tcp listener needs an upstream, or routes by sni' });
+  }
+  const seen = new Map<string, number>();
+  (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).forEach((r, j) => {
+    const sni = isRecord(r) && isRecord(r.match) ? r.match.sni : undefined;
+    if (typeof sni !== 'string') return;
+    const first = seen.get(sni.toLowerCase());
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', j, 'match', 'sni'], message: `sni "${sni}" is already the pattern of routes[${first}]` });
+    else seen.set(sni.toLowerCase(), j);
+  });
+}, EVEN_WITH_ERRORS);
 
 /** `protocol` defaults to http, so the smallest file needs no more than a listener and an upstream. */
 const listener = z.preprocess(
@@ -371,8 +407,9 @@ function referenceIssues(c: Partial<Record<string, unknown>>, ctx: z.RefinementC
       ctx.addIssue({ code: 'custom', path: ['listeners', i, 'accept_proxy_protocol'], message: 'a tcp listener that terminates TLS cannot accept the PROXY protocol' });
     }
     if (!namesKnown) return;
-    const refs = l.protocol === 'tcp' ? [{ upstream: l.upstream, path: ['listeners', i, 'upstream'] }]
-      : (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).map((r, j) => ({ upstream: isRecord(r) ? r.upstream : undefined, path: ['listeners', i, 'routes', j, 'upstream'] }));
+    // Both kinds of listener have routes; a tcp listener has its own (default) upstream too.
+    const refs = (Array.isArray(l.routes) ? (l.routes as unknown[]) : []).map((r, j) => ({ upstream: isRecord(r) ? r.upstream : undefined, path: ['listeners', i, 'routes', j, 'upstream'] }));
+    if (l.protocol === 'tcp') refs.unshift({ upstream: l.upstream, path: ['listeners', i, 'upstream'] });
     for (const ref of refs) {
       if (typeof ref.upstream === 'string' && !upstreams.has(ref.upstream)) {
         const guess = closest(ref.upstream, upstreams);
@@ -401,6 +438,7 @@ export type RateLimitConfig = z.output<typeof rateLimit>;
 export type TcpListenerConfig = Extract<ListenerConfig, { protocol: 'tcp' }>;
 export type ListenerTlsConfig = z.output<typeof listenerTls>;
 export type ListenerTlsBase = Omit<ListenerTlsConfig, 'alpn'>;
+export type TcpRouteConfig = NonNullable<TcpListenerConfig['routes']>[number];
 export type UpstreamConfig = Config['upstreams'][number];
 export type ServerConfig = UpstreamConfig['servers'][number];
 export type RetryConfig = UpstreamConfig['retry'];

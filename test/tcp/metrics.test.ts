@@ -25,7 +25,7 @@ async function scrape(metrics: Metrics): Promise<string> {
 describe('TCP listener metrics', () => {
   it('moves what connections recorded into the exposition at each scrape, without counting anything twice', async () => {
     const metrics = new Metrics({ processMetrics: false });
-    const m = new TcpListenerMetrics(metrics, 'db', 'pool');
+    const m = new TcpListenerMetrics(metrics, 'db');
     m.opened();
     m.opened();
     const upstream = tcpUpstream(metrics);
@@ -34,7 +34,7 @@ describe('TCP listener metrics', () => {
     connected.report({ kind: 'connected', latencyMs: 1 });
     connected.release();
     upstream.lease(undefined, [], { preferred: failing })!.release(CONNECT_FAILURE);
-    m.connectFailed('127.0.0.1:5433');
+    m.connectFailed('pool', '127.0.0.1:5433');
     let text = await scrape(metrics);
     expect(text).toContain('ballast_tcp_connections_total{listener="db"} 2');
     expect(text).toContain('ballast_tcp_active_connections{listener="db"} 2');
@@ -62,10 +62,10 @@ describe('TCP listener metrics', () => {
 
   it('keeps one series per listener name when a reload builds the listener again', async () => {
     const metrics = new Metrics({ processMetrics: false });
-    const before = new TcpListenerMetrics(metrics, 'db', 'pool');
+    const before = new TcpListenerMetrics(metrics, 'db');
     before.opened();
     before.opened();
-    const after = new TcpListenerMetrics(metrics, 'db', 'pool');
+    const after = new TcpListenerMetrics(metrics, 'db');
     after.opened();
     // A connection opened before the reload closes after it: the count still comes down to what is open.
     before.closed('done', 1, 1, 0.2);

@@ -15,6 +15,7 @@
  * endpoints, which §2.2 allows ("falls back to the UNSPEC mode").
  */
 import type { Socket } from 'node:net';
+import { preread } from './preread.js';
 import { bytesToIpv4, bytesToIpv6, familyOf, ipv4ToBytes, ipv6ToBytes, unmapIpv4, type IpFamily } from '../../util/ip-address.js';
 
 export type ProxyVersion = 'v1' | 'v2';
@@ -266,41 +267,19 @@ export class ProxyProtocolError extends Error {
  * (`unshift`) and the socket is left paused, so whoever pipes it next sees the payload from its first byte.
  * Rejects with a ProxyProtocolError; the caller closes the connection.
  */
-export function readProxyHeader(socket: Socket, options: { timeoutMs: number; maxBytes?: number }): Promise<ProxyHeader> {
+export async function readProxyHeader(socket: Socket, options: { timeoutMs: number; maxBytes?: number }): Promise<ProxyHeader> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_HEADER_BYTES;
-  return new Promise<ProxyHeader>((resolve, reject) => {
-    let buffered: Buffer = Buffer.alloc(0);
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onEnd);
-      socket.off('error', onEnd);
-    };
-    const fail = (failure: ProxyHeaderFailure, message: string): void => {
-      cleanup();
-      socket.pause();
-      reject(new ProxyProtocolError(failure, message));
-    };
-    const onData = (chunk: Buffer): void => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      const result = parseProxyHeader(buffered, maxBytes);
-      if (result.status === 'incomplete') return;
-      if (result.status === 'invalid') {
-        fail('invalid', result.reason);
-        return;
-      }
-      cleanup();
-      socket.pause();
-      if (result.length < buffered.length) socket.unshift(buffered.subarray(result.length));
-      resolve(result.header);
-    };
-    const onEnd = (): void => fail('closed', 'connection closed before a complete PROXY protocol header');
-    const timer = setTimeout(() => fail('timeout', `no complete PROXY protocol header within ${options.timeoutMs} ms`), options.timeoutMs);
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onEnd);
-    // The session keeps its own error listener; this one only ends the wait.
-    socket.once('error', onEnd);
-  });
+  let buffered: Buffer = Buffer.alloc(0);
+  const read = await preread(socket, (chunk): Exclude<ProxyParseResult, { status: 'incomplete' }> | undefined => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    const result = parseProxyHeader(buffered, maxBytes);
+    return result.status === 'incomplete' ? undefined : result;
+  }, options.timeoutMs);
+  if (read.end === 'timeout') throw new ProxyProtocolError('timeout', `no complete PROXY protocol header within ${options.timeoutMs} ms`);
+  if (read.end === 'closed') throw new ProxyProtocolError('closed', 'connection closed before a complete PROXY protocol header');
+  const result = read.verdict;
+  if (result.status === 'invalid') throw new ProxyProtocolError('invalid', result.reason);
+  // The bytes after the header are the payload: put back for whoever reads the socket next.
+  if (result.length < read.bytes.length) socket.unshift(read.bytes.subarray(result.length));
+  return result.header;
 }

@@ -1,6 +1,7 @@
 /**
  * One `protocol: tcp` listener: a node:net server relaying raw TCP (databases, Redis, MQTT, TLS passthrough) to one
- * upstream pool, a session per connection (tcp-session.ts).
+ * upstream pool, or with `routes` to the pool the TLS ClientHello's server name picks (sni-routing.ts), a session
+ * per connection (tcp-session.ts).
  *
  * Limits: `max_connections` per listener is `server.maxConnections`, so a connection over it is closed by Node at
  * accept, before any work (counted as `listener-limit`); the per-server cap is the upstream's
@@ -21,7 +22,8 @@ import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
 import { RetryPolicy } from '../retry-policy.js';
 import { retryCounters } from '../retry-counters.js';
 import { TcpListenerMetrics } from './tcp-metrics.js';
-import { TcpSession, type TcpSessionContext } from './tcp-session.js';
+import { TcpSession, type TcpSessionContext, type TcpTarget } from './tcp-session.js';
+import { SniRouter } from './sni-router.js';
 import { listenProxy } from '../../util/listen.js';
 import { clientAddress } from '../../util/client-address.js';
 
@@ -106,7 +108,7 @@ export class TcpListener {
       listener: ctx.listener,
       client: clientAddress(data?.remoteAddress),
       clientPort: data?.remotePort,
-      upstream: ctx.upstream.name,
+      upstream: ctx.upstream?.upstream.name,
       attempts: 0,
       bytesIn: 0,
       bytesOut: 0,
@@ -180,22 +182,45 @@ export class TcpListener {
 const CUT_GRACE_MS = 1000;
 
 function buildContext(config: TcpListenerConfig, deps: TcpListenerDeps): TcpSessionContext {
-  const upstream = deps.upstreams.get(config.upstream);
-  if (upstream === undefined) throw new Error(`listener ${config.name}: no upstream named ${config.upstream}`);
+  // One target per upstream named, shared by the routes to it.
+  const targets = new Map<string, TcpTarget>();
+  const targetOf = (name: string): TcpTarget => {
+    let target = targets.get(name);
+    if (target === undefined) {
+      target = buildTarget(config, name, deps);
+      targets.set(name, target);
+    }
+    return target;
+  };
+  const upstream = config.upstream === undefined ? undefined : targetOf(config.upstream);
+  const routes = config.routes;
+  return {
+    listener: config.name,
+    config,
+    upstream,
+    sni: routes === undefined ? undefined : {
+      router: new SniRouter(routes.map((r) => ({ pattern: r.match.sni, target: targetOf(r.upstream) }))),
+      fallback: upstream,
+      timeoutMs: config.preread_timeout,
+    },
+    metrics: new TcpListenerMetrics(deps.metrics, config.name, routes !== undefined),
+    log: deps.log,
+    accessLog: deps.accessLog,
+    proxyHeaderTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
+  };
+}
+
+function buildTarget(config: TcpListenerConfig, name: string, deps: TcpListenerDeps): TcpTarget {
+  const upstream = deps.upstreams.get(name);
+  if (upstream === undefined) throw new Error(`listener ${config.name}: no upstream named ${name}`);
   const hashing = isHashing(upstream.config.balance);
   if (hashing && upstream.config.hash_key !== 'client-ip') {
     // Only the client address exists at layer 4; other keys read HTTP requests.
     deps.log.warn({ listener: config.name, upstream: upstream.name, hash_key: upstream.config.hash_key }, 'hash_key has no meaning on a tcp listener: connections are hashed on no key');
   }
   return {
-    listener: config.name,
-    config,
     upstream,
     policy: RetryPolicy.connectFailover(config.connect_attempts, { breaker: upstream.breaker, counters: retryCounters(deps.metrics, upstream.name) }),
-    metrics: new TcpListenerMetrics(deps.metrics, config.name, upstream.name),
-    log: deps.log,
-    accessLog: deps.accessLog,
     hashClientIp: hashing && upstream.config.hash_key === 'client-ip',
-    proxyHeaderTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
   };
 }

@@ -29,9 +29,27 @@ export const END_REASONS = [
   'client-gone', // the client left before a server was connected
   'proxy-protocol', // accept_proxy_protocol: missing, invalid or late header
   'listener-limit', // the listener's max_connections was reached: refused at accept
+  'not-tls', // routes by sni: the first bytes are not a TLS ClientHello
+  'preread-timeout', // routes by sni: no whole ClientHello within preread_timeout
+  'no-route', // routes by sni: no route for the name (or no name) and no default upstream
 ] as const;
 
 export type EndReason = (typeof END_REASONS)[number];
+
+/**
+ * What SNI routing made of a connection: the `result` label of ballast_tcp_sni_total. A fixed set, never the name
+ * itself, which the client chooses (design.md: labels stay bounded); the access log has the name.
+ */
+export const SNI_RESULTS = [
+  'matched', // a route matched the server name
+  'default', // a server name no route matched, sent to the listener's upstream
+  'no_match', // a server name no route matched, and no default upstream: closed
+  'no_sni', // a ClientHello without a server name (or too large to read it): to the default upstream, else closed
+  'not_tls', // not a TLS ClientHello: closed
+  'timeout', // no whole ClientHello within preread_timeout: closed
+] as const;
+
+export type SniResult = (typeof SNI_RESULTS)[number];
 
 const DURATION_BUCKETS = [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 
@@ -42,6 +60,8 @@ interface ListenerCells {
   readonly bytesIn: HotCell;
   readonly bytesOut: HotCell;
   readonly duration: HotHistogram;
+  /** Filled only for a listener with routes, so others export no SNI series. */
+  sni: ReadonlyMap<SniResult, HotCell> | undefined;
 }
 
 /** The metric families of one registry, created once per Metrics, and every listener's cells. */
@@ -52,6 +72,7 @@ class TcpMetricSet {
   readonly #closed: LabelledCell<'listener' | 'end'>[] = [];
   readonly #bytes: LabelledCell<'listener' | 'direction'>[] = [];
   readonly #durations: HotHistogram[] = [];
+  readonly #sni: LabelledCell<'listener' | 'result'>[] = [];
 
   constructor(metrics: Metrics) {
     const registry = metrics.registry;
@@ -95,6 +116,15 @@ class TcpMetricSet {
         flushCells(this, self.#bytes);
       },
     });
+    new Counter({
+      name: 'ballast_tcp_sni_total',
+      help: 'Connections to tcp listeners with routes, by what SNI routing made of their ClientHello.',
+      labelNames: ['listener', 'result'],
+      registers,
+      collect() {
+        flushCells(this, self.#sni);
+      },
+    });
     this.connectFailures = new Counter({ name: 'ballast_tcp_connect_failures_total', help: 'Failed or timed-out connects to each server.', labelNames: ['upstream', 'server'], registers });
     registerHotHistograms(registry, 'ballast_tcp_connection_duration_seconds', 'Time from accept to close of TCP client connections.', this.#durations);
   }
@@ -115,9 +145,23 @@ class TcpMetricSet {
     this.#bytes.push({ labels: { listener, direction: 'in' }, cell: bytesIn }, { labels: { listener, direction: 'out' }, cell: bytesOut });
     const duration = new HotHistogram(DURATION_BUCKETS, { listener });
     this.#durations.push(duration);
-    cells = { connections, closed, bytesIn, bytesOut, duration };
+    cells = { connections, closed, bytesIn, bytesOut, duration, sni: undefined };
     this.#listeners.set(listener, cells);
     return cells;
+  }
+
+  /** The SNI cells of a listener, created the first time it has routes; kept after, so its series carry on. */
+  sniCellsFor(listener: string): ReadonlyMap<SniResult, HotCell> {
+    const cells = this.cellsFor(listener);
+    if (cells.sni !== undefined) return cells.sni;
+    const sni = new Map<SniResult, HotCell>();
+    for (const result of SNI_RESULTS) {
+      const cell: HotCell = { pending: 0 };
+      sni.set(result, cell);
+      this.#sni.push({ labels: { listener, result }, cell });
+    }
+    cells.sni = sni;
+    return sni;
   }
 }
 
@@ -127,12 +171,13 @@ const sets = new WeakMap<Metrics, TcpMetricSet>();
 export class TcpListenerMetrics {
   readonly #set: TcpMetricSet;
   readonly #metrics: Metrics;
-  readonly #upstream: string;
   readonly #cells: ListenerCells;
+  readonly #sni: ReadonlyMap<SniResult, HotCell> | undefined;
   /** Open connections: `ballast_active_connections`, read by `ballast_tcp_active_connections` too. */
   readonly #open: LevelCell;
 
-  constructor(metrics: Metrics, listener: string, upstream: string) {
+  /** `routesBySni`: the listener has routes, and counts their results. */
+  constructor(metrics: Metrics, listener: string, routesBySni = false) {
     let set = sets.get(metrics);
     if (set === undefined) {
       set = new TcpMetricSet(metrics);
@@ -140,8 +185,8 @@ export class TcpListenerMetrics {
     }
     this.#set = set;
     this.#metrics = metrics;
-    this.#upstream = upstream;
     this.#cells = set.cellsFor(listener);
+    this.#sni = routesBySni ? set.sniCellsFor(listener) : undefined;
     this.#open = metrics.openConnections(listener);
   }
 
@@ -165,8 +210,14 @@ export class TcpListenerMetrics {
     this.#cells.closed.get(end)!.pending++;
   }
 
+  /** What SNI routing made of a connection's ClientHello. */
+  routedBySni(result: SniResult): void {
+    const cell = this.#sni?.get(result);
+    if (cell !== undefined) cell.pending++;
+  }
+
   /** A connect failed (its attempt is counted by its lease, upstream/lease.ts). Rare, so recorded directly. */
-  connectFailed(server: string): void {
-    this.#set.connectFailures.inc({ upstream: this.#upstream, server });
+  connectFailed(upstream: string, server: string): void {
+    this.#set.connectFailures.inc({ upstream, server });
   }
 }

@@ -1,10 +1,12 @@
 /**
  * One client connection on a TCP listener, from accept to close:
- * (PROXY header in) → pick and connect a server, failing over (upstream-dialer.ts) → (PROXY header out) → relay
- * both ways (relay.ts) under an idle timeout → release the server, record metrics and one access-log line.
+ * (PROXY header in) → (with routes: the upstream the ClientHello's SNI chooses, sni-routing.ts) → pick and connect a
+ * server, failing over (upstream-dialer.ts) → (PROXY header out) → relay both ways (relay.ts) under an idle timeout →
+ * release the server, record metrics and one access-log line.
  *
- * Until a server is connected the client socket is not read: what the client sends early waits in its receive
- * buffer (bounded by the kernel and the socket's high-water mark), and is relayed first once the upstream is there.
+ * Until a server is connected the client socket is not read, except for the PROXY header (taken off) and the
+ * ClientHello (put back once read, to be relayed unchanged): what the client sends early waits in its receive buffer (bounded by the kernel and the
+ * socket's high-water mark), and is relayed first once the upstream is there.
  */
 import type { Socket } from 'node:net';
 import type { TcpListenerConfig } from '../../config/schema.js';
@@ -17,21 +19,30 @@ import { ConnectCancel } from './connect.js';
 import { unmapIpv4 } from '../../util/ip-address.js';
 import { encodeProxyHeader, proxyAddresses, ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
 import { relay, UpstreamReads, type RelayEnd } from './relay.js';
+import { routeBySni, type SniRouting } from './sni-routing.js';
 import type { EndReason, TcpListenerMetrics } from './tcp-metrics.js';
 import { dialUpstream, type DialAttempt } from './upstream-dialer.js';
+
+/** An upstream a TCP listener relays to, with what connecting to it needs. */
+export interface TcpTarget {
+  readonly upstream: Upstream;
+  /** Failover on connect failure (`connect_attempts`). */
+  readonly policy: RetryPolicy;
+  /** The upstream hashes on the client IP (consistent-hash or maglev with `hash_key: client-ip`). */
+  readonly hashClientIp: boolean;
+}
 
 /** What every session of one listener shares. */
 export interface TcpSessionContext {
   readonly listener: string;
   readonly config: TcpListenerConfig;
-  readonly upstream: Upstream;
-  /** Failover on connect failure (`connect_attempts`). */
-  readonly policy: RetryPolicy;
+  /** The listener's `upstream`; with routes, the default one, which may be absent. */
+  readonly upstream: TcpTarget | undefined;
+  /** With routes: TLS passthrough routed by SNI. */
+  readonly sni: SniRouting<TcpTarget> | undefined;
   readonly metrics: TcpListenerMetrics;
   readonly log: Logger;
   readonly accessLog: AccessLog | undefined;
-  /** The upstream hashes on the client IP (consistent-hash or maglev with `hash_key: client-ip`). */
-  readonly hashClientIp: boolean;
   readonly proxyHeaderTimeoutMs: number;
 }
 
@@ -52,6 +63,10 @@ export class TcpSession {
   #upstreamSocket: Socket | undefined;
   #lease: Lease | undefined;
   #attempts: readonly DialAttempt[] = [];
+  /** Where this connection goes: the listener's upstream, or the one its SNI chose. */
+  #target: TcpTarget | undefined;
+  /** The server name of its ClientHello, when the listener routes by SNI. */
+  #sni: string | undefined;
   #clientIp: string;
   #clientPort: number;
   /** Why the session itself ended the connection (idle timeout, shutdown); wins over what the sockets saw. */
@@ -63,6 +78,7 @@ export class TcpSession {
     this.#ctx = ctx;
     this.#client = client;
     this.#onDone = onDone;
+    this.#target = ctx.upstream;
     this.#clientIp = unmapIpv4(client.remoteAddress ?? '');
     this.#clientPort = client.remotePort ?? 0;
   }
@@ -122,20 +138,46 @@ export class TcpSession {
       return;
     }
 
-    const upstream = ctx.upstream;
+    // After the PROXY header, which comes first on the wire (spec §2: before any other byte).
+    let detail: string | undefined;
+    if (ctx.sni !== undefined) {
+      const decision = await routeBySni(client, ctx.sni);
+      this.#sni = decision.name;
+      if (decision.result !== undefined) ctx.metrics.routedBySni(decision.result);
+      if (decision.kind === 'close') {
+        client.destroy();
+        this.#finish(decision.end, decision.detail);
+        return;
+      }
+      this.#target = decision.target;
+      detail = decision.detail;
+      if (this.#clientClosed || this.#endedBy !== undefined) {
+        this.#finish('client-gone');
+        return;
+      }
+    }
+    const target = this.#target;
+    if (target === undefined) {
+      // Not reached: the schema asks for an upstream or routes, and routes decide above. Kept for the type's sake.
+      client.destroy();
+      this.#finish('no-route');
+      return;
+    }
+
+    const upstream = target.upstream;
     const reads = new UpstreamReads();
     const result = await dialUpstream(upstream, {
-      key: ctx.hashClientIp && this.#clientIp !== '' ? this.#clientIp : undefined,
-      policy: ctx.policy,
+      key: target.hashClientIp && this.#clientIp !== '' ? this.#clientIp : undefined,
+      policy: target.policy,
       cancel: this.#cancel,
-      onConnectFailure: (host) => ctx.metrics.connectFailed(host.address),
+      onConnectFailure: (host) => ctx.metrics.connectFailed(upstream.name, host.address),
       onread: reads.onread,
     });
     this.#attempts = result.attempts;
     if (!result.ok) {
       // Refuse by closing: a raw TCP client has no error message to read, and a FIN is what HAProxy sends too.
       client.destroy();
-      this.#finish(result.reason === 'aborted' ? 'client-gone' : result.reason);
+      this.#finish(result.reason === 'aborted' ? 'client-gone' : result.reason, detail);
       return;
     }
     const socket = result.socket;
@@ -175,7 +217,7 @@ export class TcpSession {
       socket,
       (r) => {
         result.lease.release();
-        this.#finish(RELAY_ENDS[r.end], r.code);
+        this.#finish(RELAY_ENDS[r.end], r.code ?? detail);
       },
       reads,
     );
@@ -197,8 +239,9 @@ export class TcpSession {
         listener: ctx.listener,
         client: this.#clientIp,
         clientPort: this.#clientPort,
-        upstream: ctx.upstream.name,
+        upstream: this.#target?.upstream.name,
         server: this.#lease?.host.address,
+        sni: this.#sni,
         attempts: this.#attempts,
         bytesIn,
         bytesOut,
