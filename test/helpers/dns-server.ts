@@ -34,6 +34,8 @@ export interface DnsServer {
   readonly address: string;
   readonly port: number;
   mode: DnsMode;
+  /** Rotate each answer's records by one per query, as round-robin DNS servers do (the set stays the same). */
+  rotate: boolean;
   /** Questions received, as "TYPE name". */
   readonly queries: string[];
   set(name: string, records: Records): void;
@@ -61,6 +63,7 @@ export async function startDnsServer(): Promise<DnsServer> {
       return port;
     },
     mode: 'answer',
+    rotate: false,
     queries,
     set: (name, records) => void zone.set(name.toLowerCase(), records),
     remove: (name) => void zone.delete(name.toLowerCase()),
@@ -88,6 +91,7 @@ export async function startDnsServer(): Promise<DnsServer> {
       const records = zone.get(parsed.name.toLowerCase());
       if (records === undefined) rcode = 3;
       else answers = encodeAnswers(records, TYPE_NAMES.get(parsed.type));
+      if (server.rotate && answers.length > 1) answers = [...answers.slice(queries.length % answers.length), ...answers.slice(0, queries.length % answers.length)];
     }
     const header = Buffer.alloc(12);
     header.writeUInt16BE(query.readUInt16BE(0), 0);
