@@ -6,7 +6,8 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Clock, Random } from './util/clock.js';
-import type { Config, ListenerConfig } from './config/schema.js';
+import type { Config, ListenerConfig, ServerConfig } from './config/schema.js';
+import { Discovery, sameLookup } from './discovery/discovery.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/server.js';
 import { serverActions } from './admin/server-actions.js';
@@ -39,6 +40,13 @@ export interface BallastOptions {
    * admin's `POST /reload`. Without it, `POST /reload` answers 409 and only `reload(config)` reloads.
    */
   readonly configFile?: string;
+  /**
+   * Where discovered servers (`discovery.dns`) come from: looked up here (the default), each new set told to
+   * `publish` (the cluster primary relays it); or `follow`: another process looks them up and this one is handed
+   * its sets (a cluster worker: the map holds the primary's latest set per upstream, and the caller applies each new
+   * one with `setMembers`).
+   */
+  readonly discovery?: { readonly publish?: (upstream: string, servers: readonly ServerConfig[]) => void } | { readonly follow: ReadonlyMap<string, readonly ServerConfig[]> };
 }
 
 export class Ballast {
@@ -58,6 +66,9 @@ export class Ballast {
   readonly #random: Random;
   readonly #feed: HealthFeed;
   readonly #bindProxy: boolean;
+  readonly #discoveryOptions: NonNullable<BallastOptions['discovery']>;
+  /** The lookups of the config in force; undefined when this process follows another's (`discovery.follow`). */
+  #discovery: Discovery | undefined;
   #ready = false;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
@@ -87,11 +98,17 @@ export class Ballast {
       metrics: this.metrics,
       log: this.log,
     });
+    this.#discoveryOptions = options.discovery ?? {};
     const upstreams = new Map<string, Upstream>();
-    for (const u of config.upstreams) upstreams.set(u.name, new Upstream(u, { clock, random, metrics: this.metrics }));
+    for (const u of config.upstreams) {
+      const upstream = new Upstream(u, { clock, random, metrics: this.metrics });
+      this.#seedMembers(upstream, undefined);
+      upstreams.set(u.name, upstream);
+    }
     this.upstreams = upstreams;
     this.metrics.track([...upstreams.values()]);
     this.health = this.#healthService(upstreams);
+    this.#discovery = this.#discover(upstreams, config);
     const deps = { upstreams, metrics: this.metrics, log: this.log, accessLog: this.#accessLogFor(config), random };
     const listeners = this.#bindProxy ? config.listeners : [];
     this.httpListeners = listeners.flatMap((l) => (l.protocol === 'http' ? [new HttpListener(l, deps)] : []));
@@ -120,6 +137,53 @@ export class Ballast {
     return on ? this.#accessLog : undefined;
   }
 
+  /**
+   * A new upstream's discovered servers before its first lookup: what the process this one follows found, or, on a
+   * reload, what the upstream it replaces found if it looks up the same name.
+   */
+  #seedMembers(upstream: Upstream, previous: Upstream | undefined): void {
+    if (upstream.config.discovery === undefined) return;
+    const options = this.#discoveryOptions;
+    if ('follow' in options) upstream.setMembers(options.follow.get(upstream.name) ?? []);
+    else if (previous !== undefined && sameLookup(previous.config, upstream.config)) upstream.setMembers(previous.discovered);
+  }
+
+  /** The lookups over `upstreams`, not started; none when this process follows another's. */
+  #discover(upstreams: ReadonlyMap<string, Upstream>, config: Config): Discovery | undefined {
+    const options = this.#discoveryOptions;
+    if ('follow' in options) return undefined;
+    return new Discovery(upstreams.values(), {
+      log: this.log,
+      metrics: this.metrics,
+      drainMs: config.shutdown.drain_timeout,
+      changed: (upstream, servers) => {
+        if (this.upstreams.get(upstream.name) === upstream) this.metrics.track([...this.upstreams.values()]);
+        options.publish?.(upstream.name, servers);
+      },
+    });
+  }
+
+  /**
+   * Replace the discovered servers of upstream `name` (a cluster worker: the set its primary found). Servers that
+   * stay keep all their state; see Upstream.setMembers. Unknown upstreams, or ones without discovery, are ignored.
+   */
+  setMembers(name: string, servers: readonly ServerConfig[]): void {
+    const upstream = this.upstreams.get(name);
+    if (upstream?.config.discovery === undefined) return;
+    try {
+      if (upstream.setMembers(servers, this.config.shutdown.drain_timeout) !== undefined) this.metrics.track([...this.upstreams.values()]);
+    } catch (err) {
+      this.log.error({ upstream: name, err }, 'discovered servers could not be applied');
+    }
+  }
+
+  /** Every discovering upstream's discovered servers now (for a process that follows this one). */
+  members(): Record<string, readonly ServerConfig[]> {
+    const out: Record<string, readonly ServerConfig[]> = {};
+    for (const u of this.upstreams.values()) if (u.config.discovery !== undefined) out[u.name] = u.discovered;
+    return out;
+  }
+
   /** `previous`: the service a reload replaces, whose outlier-detection state the new one takes over first. */
   #healthService(upstreams: ReadonlyMap<string, Upstream>, previous?: HealthService): HealthService {
     const health = new HealthService([...upstreams.values()], {
@@ -141,6 +205,8 @@ export class Ballast {
     const ballast = new Ballast(config, options);
     try {
       await ballast.admin?.listen(config.admin.listen.host, config.admin.listen.port);
+      // The first answers come before the first probes, so those cover the discovered servers too.
+      await ballast.#discovery?.start();
       await ballast.health.start();
       for (const l of [...ballast.httpListeners, ...ballast.tcpListeners]) {
         const addr = await l.listen();
@@ -176,6 +242,7 @@ export class Ballast {
     for (const u of next.upstreams) {
       const upstream = new Upstream(u, { clock: this.#clock, random: this.#random, metrics: this.metrics });
       const old = previous.get(u.name);
+      this.#seedMembers(upstream, old);
       if (old !== undefined) {
         for (const host of upstream.hosts) {
           const before = old.host(host.address);
@@ -185,9 +252,12 @@ export class Ballast {
       upstreams.set(u.name, upstream);
     }
     const health = this.#healthService(upstreams, this.health);
+    const discovery = this.#discover(upstreams, next);
+    await discovery?.start();
     await health.start();
     if (this.#stopping !== undefined) {
       // stop() arrived while the new servers were probed: bind nothing.
+      discovery?.stop();
       health.stop();
       await Promise.all([...upstreams.values()].map((u) => u.destroy()));
       throw new Error('Ballast is stopping');
@@ -221,6 +291,7 @@ export class Ballast {
     try {
       for (const c of fresh) if (!retiredAddresses.has(addressOf(c))) await open(c);
     } catch (err) {
+      discovery?.stop();
       health.stop();
       await Promise.all(opened.map((l) => l.close(0)));
       await Promise.all([...upstreams.values()].map((u) => u.destroy()));
@@ -245,6 +316,8 @@ export class Ballast {
     all.sort((a, b) => order(a) - order(b));
 
     const oldHealth = this.health;
+    this.#discovery?.stop();
+    this.#discovery = discovery;
     this.upstreams = upstreams;
     this.health = health;
     this.httpListeners = all.filter((l): l is HttpListener => l instanceof HttpListener);
@@ -282,6 +355,7 @@ export class Ballast {
     this.#stopping ??= (async () => {
       // A reload in progress finishes (or gives up) first, so no listener it binds outlives the stop.
       await this.#reloading;
+      this.#discovery?.stop();
       this.health.stop();
       // Listeners and pools a reload retired are still draining on their own deadline: they end with this one.
       const listeners = [...this.httpListeners, ...this.tcpListeners, ...this.#retiring];

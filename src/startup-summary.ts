@@ -14,7 +14,7 @@ export function logStartupSummary(log: Logger, ballast: Ballast): void {
   for (const upstream of ballast.upstreams.values()) {
     const now = upstream.now();
     const down = upstream.hosts.filter((h) => !h.isAvailable(now)).map((h) => h.address);
-    logUpstream(log, upstream.config, down);
+    logUpstream(log, upstream.config, upstream.hosts, down);
   }
   if (ballast.admin !== undefined) logAdmin(log, ballast.config, ballast.adminAddress.port);
 }
@@ -22,7 +22,7 @@ export function logStartupSummary(log: Logger, ballast: Ballast): void {
 /** A cluster primary: its workers bind the listeners, so ports are the configured ones and health is still coming. */
 export function logClusterSummary(log: Logger, config: Config): void {
   for (const l of config.listeners) logListener(log, l, l.listen.port);
-  for (const u of config.upstreams) logUpstream(log, u, undefined);
+  for (const u of config.upstreams) logUpstream(log, u, u.servers, undefined);
   logAdmin(log, config, config.admin.listen.port);
 }
 
@@ -41,12 +41,16 @@ function logListener(log: Logger, l: ListenerConfig, port: number): void {
   log.info({ kind: 'startup', listener: l.name, protocol: 'http', address, routes }, `listener ${l.name}: http://${address} (${routes.join(', ')})`);
 }
 
-/** `down`: the servers not available now, or undefined where this process does not know yet. */
-function logUpstream(log: Logger, u: UpstreamConfig, down: readonly string[] | undefined): void {
-  const total = u.servers.length;
-  const backups = u.servers.filter((s) => s.backup).length;
+/**
+ * `members`: the servers known now (with discovery, those found so far); `down`: the servers not available now, or
+ * undefined where this process does not know yet.
+ */
+function logUpstream(log: Logger, u: UpstreamConfig, members: readonly { readonly backup: boolean }[], down: readonly string[] | undefined): void {
+  const total = members.length;
+  const backups = members.filter((s) => s.backup).length;
+  const dns = u.discovery?.dns;
   const check = u.health_check === undefined ? 'none' : describeCheck(u.health_check);
-  const servers = `${total} server${total === 1 ? '' : 's'}${backups > 0 ? ` (${backups} backup)` : ''}`;
+  const servers = `${total} server${total === 1 ? '' : 's'}${backups > 0 ? ` (${backups} backup)` : ''}${dns === undefined ? '' : ` (DNS ${dns.type} ${dns.name})`}`;
   const health = down === undefined ? '' : down.length === 0 ? ', all available' : `, ${total - down.length} available (down: ${down.join(', ')})`;
   const fields = { kind: 'startup', upstream: u.name, balance: u.balance, servers: total, ...(down !== undefined && { available: total - down.length, down }), health_check: check };
   const checks = u.health_check === undefined ? 'no active health checks' : `checked by ${check}`;

@@ -41,6 +41,8 @@ export class Metrics {
   readonly badRequests: Counter<'listener' | 'reason'>;
   readonly #configReloads: Counter<'result'>;
   readonly #lastReloadSuccess: Gauge;
+  /** Discovery lookups not applied (failed or empty), per upstream: src/discovery/dns-discovery.ts. */
+  readonly discoveryErrors: Counter<'upstream'>;
   /** Each server's last minute of requests, errors and latency, for /status and the dashboard. */
   readonly traffic = new TrafficWindows();
   /** TLS handshakes, certificate expiry, HTTP/2 rapid reset. */
@@ -97,6 +99,12 @@ export class Metrics {
       name: 'ballast_health_check_failures_total',
       help: 'Failed active health-check probes, by reason: status, timeout, connect or error.',
       labelNames: ['upstream', 'server', 'reason'],
+      registers,
+    });
+    this.discoveryErrors = new Counter({
+      name: 'ballast_discovery_errors_total',
+      help: 'DNS discovery lookups that failed or came back empty; the upstream kept its last servers.',
+      labelNames: ['upstream'],
       registers,
     });
     this.badRequests = new Counter({ name: 'ballast_bad_requests_total', help: 'Requests refused before routing (malformed or ambiguous framing).', labelNames: ['listener', 'reason'], registers });

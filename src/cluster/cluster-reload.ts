@@ -60,8 +60,9 @@ export async function reloadCluster(deps: ClusterReloadDeps, next: Config): Prom
 /** Reload every worker that has its config, with the primary's health as of now; resolves with those that refused. */
 async function reloadWorkers(deps: ClusterReloadDeps, config: Config): Promise<{ worker: number; error: string }[]> {
   const health = deps.ballast.health.snapshot();
+  const members = deps.ballast.members();
   const targets = deps.workers();
-  const answers = await Promise.all(targets.map((w) => deps.rpc.ask(w, (id) => ({ type: 'reload', id, config, health }), RELOAD_TIMEOUT_MS)));
+  const answers = await Promise.all(targets.map((w) => deps.rpc.ask(w, (id) => ({ type: 'reload', id, config, health, members }), RELOAD_TIMEOUT_MS)));
   const failed: { worker: number; error: string }[] = [];
   answers.forEach((a, i) => {
     const worker = targets[i]!;

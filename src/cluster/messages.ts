@@ -4,13 +4,14 @@
  * when the other side is gone (a worker that died, a primary that was killed).
  *
  * A worker's life: it sends `hello`; the primary answers `init` (the config in force, a snapshot of every server's
- * health, and how to bind its listeners: accept.ts); the worker binds its listeners and sends `ready` (or `failed`).
- * From then on the primary sends each active-check flip, admin action and relayed ejection as `health`, and the
+ * health, the servers discovery found, and how to bind its listeners: accept.ts); the worker binds its listeners and sends `ready` (or `failed`).
+ * From then on the primary sends each active-check flip, admin action and relayed ejection as `health`, each new set
+ * of servers DNS discovery found as `members` (before any health news of a server it adds), and the
  * worker sends its own ejections as `health`; `reload` carries a new config (and a fresh snapshot) and is answered
  * `reloaded`; `query` asks for the worker's metrics or its requests in flight; `stop` drains the worker and it exits.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import type { Config } from '../config/schema.js';
+import type { Config, ServerConfig } from '../config/schema.js';
 import type { HealthEvent, HostHealth } from '../health/shared-health.js';
 import type { AcceptMode } from './accept.js';
 
@@ -23,10 +24,14 @@ export interface Inflight {
   readonly requests: number;
 }
 
+/** The servers DNS discovery found, per upstream (the primary looks them up; workers follow). */
+export type Members = Readonly<Record<string, readonly ServerConfig[]>>;
+
 /** Primary → worker. */
 export type ToWorker =
-  | { readonly type: 'init'; readonly config: Config; readonly health: readonly HostHealth[]; readonly accept: AcceptMode }
-  | { readonly type: 'reload'; readonly id: number; readonly config: Config; readonly health: readonly HostHealth[] }
+  | { readonly type: 'init'; readonly config: Config; readonly health: readonly HostHealth[]; readonly members: Members; readonly accept: AcceptMode }
+  | { readonly type: 'reload'; readonly id: number; readonly config: Config; readonly health: readonly HostHealth[]; readonly members: Members }
+  | { readonly type: 'members'; readonly upstream: string; readonly servers: readonly ServerConfig[] }
   | { readonly type: 'health'; readonly event: HealthEvent }
   | { readonly type: 'query'; readonly id: number; readonly query: 'metrics' | 'inflight' }
   | { readonly type: 'stop' };
@@ -41,7 +46,7 @@ export type ToPrimary =
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }
   | { readonly type: 'inflight'; readonly id: number; readonly inflight: readonly Inflight[] };
 
-const TO_WORKER: ReadonlySet<string> = new Set<ToWorker['type']>(['init', 'reload', 'health', 'query', 'stop']);
+const TO_WORKER: ReadonlySet<string> = new Set<ToWorker['type']>(['init', 'reload', 'members', 'health', 'query', 'stop']);
 const TO_PRIMARY: ReadonlySet<string> = new Set<ToPrimary['type']>(['hello', 'ready', 'failed', 'health', 'reloaded', 'metrics', 'inflight']);
 
 /** Whether `m` is one of ours (the channel may carry other libraries' messages too). */

@@ -9,6 +9,7 @@
  * - supervisor.ts: forks the workers, forks again into the place of one that dies, drains them all at shutdown;
  * - worker-rpc.ts: questions to the workers and their answers (metrics, requests in flight, reloads);
  * - health-relay.ts: the primary's verdicts and admin actions to every worker, a worker's ejections to the others;
+ *   the servers DNS discovery finds go to every worker the same way (workers do not resolve: src/discovery/);
  * - cluster-admin.ts: the admin endpoint over the whole cluster;
  * - cluster-reload.ts: a reload (SIGHUP, POST /reload, --watch: the primary's `reloader`), applied in the primary
  *   and every worker, or rolled back everywhere.
@@ -22,7 +23,7 @@
 import type { Worker } from 'node:cluster';
 import type { AdminServer } from '../admin/server.js';
 import { Ballast } from '../ballast.js';
-import type { Config } from '../config/schema.js';
+import type { Config, ServerConfig } from '../config/schema.js';
 import { LocalHealthFeed } from '../health/health-feed.js';
 import type { Logger } from '../log.js';
 import { ConfigReloader } from '../reload/config-reloader.js';
@@ -30,7 +31,7 @@ import { clusterAdmin } from './cluster-admin.js';
 import { reloadCluster } from './cluster-reload.js';
 import { HealthRelay } from './health-relay.js';
 import { clusterLogger } from './logger.js';
-import type { ToPrimary } from './messages.js';
+import { send, type ToPrimary } from './messages.js';
 import { acceptMode, ensureFree, workersAcceptThemselves, type AcceptMode } from './accept.js';
 import { Supervisor } from './supervisor.js';
 import { isAnswer, WorkerRpc } from './worker-rpc.js';
@@ -60,7 +61,7 @@ export class ClusterPrimary {
     this.log = log;
     this.#rpc = new WorkerRpc(log);
     this.#supervisor = new Supervisor(count, log, {
-      init: () => ({ type: 'init', config: ballast.config, health: ballast.health.snapshot(), accept }),
+      init: () => ({ type: 'init', config: ballast.config, health: ballast.health.snapshot(), members: ballast.members(), accept }),
       message: (worker, m) => this.#onMessage(worker, m),
       exited: (worker) => this.#rpc.exited(worker),
     });
@@ -89,9 +90,14 @@ export class ClusterPrimary {
     workersAcceptThemselves();
     const feed = new LocalHealthFeed();
     // Changes during the first probes reach no worker (the relay subscribes after them): none is forked yet, and
-    // each starts from a snapshot.
-    const ballast = await Ballast.start(config, { log, bind: 'none', health: feed });
+    // each starts from a snapshot. The same holds for discovered servers: the primary alone looks them up, and
+    // tells every worker each new set, ahead of the health news of the servers it adds (one ordered channel each).
+    let relayMembers: ((upstream: string, servers: readonly ServerConfig[]) => void) | undefined;
+    const ballast = await Ballast.start(config, { log, bind: 'none', health: feed, discovery: { publish: (u, s) => relayMembers?.(u, s) } });
     const primary = new ClusterPrimary(file, count, accept, ballast, feed, log);
+    relayMembers = (upstream, servers) => {
+      for (const worker of primary.#supervisor.initialized()) void send(worker, { type: 'members', upstream, servers });
+    };
     try {
       await primary.#admin.listen(config.admin.listen.host, config.admin.listen.port);
       await primary.#supervisor.start();

@@ -1,8 +1,8 @@
 /**
  * A cluster worker: the proxy listeners (http and tcp) of the config the primary sends, bound as it says (a socket of
  * this worker's own, or the one every worker shares: accept.ts) and accepting their own connections, with passive
- * outlier detection on its own traffic, and neither an admin listener nor active probes (the primary runs both,
- * once). Its Ballast's health comes from a RemoteHealthFeed: what the primary decides (probe verdicts, admin actions,
+ * outlier detection on its own traffic, and neither an admin listener, active probes nor DNS lookups (the primary
+ * runs them, once, and sends the servers it finds). Its Ballast's health comes from a RemoteHealthFeed: what the primary decides (probe verdicts, admin actions,
  * other workers' ejections) arrives as messages and is applied to it; this worker's own ejections go to the primary,
  * which shares them.
  *
@@ -10,20 +10,30 @@
  */
 import cluster from 'node:cluster';
 import { Ballast } from '../ballast.js';
-import type { Config } from '../config/schema.js';
+import type { Config, ServerConfig } from '../config/schema.js';
 import { RemoteHealthFeed } from '../health/health-feed.js';
 import type { HostHealth } from '../health/shared-health.js';
 import type { Logger } from '../log.js';
 import { bindProxyListenersWithReusePort } from '../util/listen.js';
 import type { AcceptMode } from './accept.js';
 import { clusterLogger } from './logger.js';
-import { isToWorker, send, type Inflight, type ToPrimary, type ToWorker } from './messages.js';
+import { isToWorker, send, type Inflight, type Members, type ToPrimary, type ToWorker } from './messages.js';
 
 export function runWorker(): void {
   if (process.send === undefined || !cluster.isWorker) throw new Error('runWorker: not a cluster worker');
   const id = cluster.worker?.id ?? 0;
   let ballast: Ballast | undefined;
   let feed: RemoteHealthFeed | undefined;
+  /** The servers the primary's discovery found, per upstream, as last told: what a new or reloaded upstream starts from. */
+  const members = new Map<string, readonly ServerConfig[]>();
+  const resetMembers = (snapshot: Members): void => {
+    members.clear();
+    for (const [upstream, servers] of Object.entries(snapshot)) members.set(upstream, servers);
+  };
+  /** A set that arrived while upstreams were being built went to the ones they replace: apply the latest again. */
+  const catchUpMembers = (): void => {
+    for (const [upstream, servers] of members) ballast?.setMembers(upstream, servers);
+  };
   let log: Logger | undefined;
   /** A reload that arrived before the listeners were bound: run once they are. */
   let deferredReload: Extract<ToWorker, { type: 'reload' }> | undefined;
@@ -48,14 +58,15 @@ export function runWorker(): void {
     return stopping;
   };
 
-  const start = async (config: Config, health: readonly HostHealth[], accept: AcceptMode): Promise<void> => {
+  const start = async (config: Config, health: readonly HostHealth[], snapshot: Members, accept: AcceptMode): Promise<void> => {
     log = clusterLogger(config.logging.level, { worker: id, pid: process.pid });
     // Before anything is bound, and for every listener a reload binds later too.
     bindProxyListenersWithReusePort(accept === 'reuseport');
     // Created before anything is bound: health news that arrives while starting applies before any request is served.
     feed = new RemoteHealthFeed(health, (event) => tell({ type: 'health', event }));
     try {
-      ballast = await Ballast.start(config, { log, bind: 'proxy', health: feed });
+      resetMembers(snapshot);
+      ballast = await Ballast.start(config, { log, bind: 'proxy', health: feed, discovery: { follow: members } });
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       log.error({ err }, 'worker could not start');
@@ -63,6 +74,7 @@ export function runWorker(): void {
       await send(process, { type: 'failed', error });
       process.exit(1);
     }
+    catchUpMembers();
     if (stopping === undefined) tell({ type: 'ready' });
     if (deferredReload !== undefined) void reload(deferredReload);
     deferredReload = undefined;
@@ -74,8 +86,10 @@ export function runWorker(): void {
       return;
     }
     feed?.resetSnapshot(m.health);
+    resetMembers(m.members);
     try {
       await ballast.reload(m.config);
+      catchUpMembers();
       tell({ type: 'reloaded', id: m.id });
     } catch (err) {
       log?.error({ err }, 'reload failed');
@@ -92,7 +106,11 @@ export function runWorker(): void {
   const onMessage = (m: ToWorker): void => {
     switch (m.type) {
       case 'init':
-        if (ballast === undefined && log === undefined) void start(m.config, m.health, m.accept);
+        if (ballast === undefined && log === undefined) void start(m.config, m.health, m.members, m.accept);
+        return;
+      case 'members':
+        members.set(m.upstream, m.servers);
+        ballast?.setMembers(m.upstream, m.servers);
         return;
       case 'health':
         feed?.apply(m.event);

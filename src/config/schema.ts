@@ -18,6 +18,7 @@ import {
   name,
   percent,
   positiveDuration,
+  resolverAddress,
   serverAddress,
   size,
   statusRanges,
@@ -145,6 +146,27 @@ const upstreamTls = z.strictObject({
 
 const isPemFile = (v: unknown): v is PemFile => isRecord(v) && typeof v.pem === 'string';
 
+const DNS_NAME_EXPECTED = 'expected a DNS name such as api.default.svc.cluster.local';
+const RESOLVER_EXPECTED = 'expected a resolver address such as 10.96.0.10:53, 10.96.0.10 or [fd00::10]:53';
+
+/**
+ * `discovery.dns`: the upstream's servers follow a DNS name (src/discovery/). A and AAAA answers give addresses and
+ * take `port`; SRV answers give each server's port and weight themselves.
+ */
+const dnsDiscovery = z.strictObject({
+  name: z.string({ error: DNS_NAME_EXPECTED })
+    .regex(/^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/, DNS_NAME_EXPECTED),
+  type: z.enum(['A', 'AAAA', 'SRV'], { error: 'expected A, AAAA or SRV' }).default('A'),
+  port: fromText(z.number({ error: 'expected a port from 1 to 65535' }).int().min(1).max(65535)).optional(),
+  /** Default: the system's resolvers (/etc/resolv.conf). */
+  resolvers: z.array(resolverAddress, { error: 'expected a list of resolver addresses, e.g. ["10.96.0.10:53"]' }).min(1, 'leave resolvers out to use the system\'s').optional(),
+  /** The longest wait between two lookups; a record's shorter TTL wins (with a floor: src/discovery/dns-discovery.ts). */
+  interval: duration.refine((ms) => ms >= 100, 'must be at least 100ms').default(5000),
+}).superRefine((d: Partial<Record<string, unknown>>, ctx) => {
+  if (d.type === 'SRV' && d.port !== undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'SRV records carry the port: leave port out' });
+  if (d.type !== 'SRV' && d.port === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: `${String(d.type ?? 'A')} records carry no port: port is required` });
+}, EVEN_WITH_ERRORS);
+
 const HASH_KEY_EXPECTED = 'expected header:NAME, cookie:NAME, query:NAME, client-ip or path';
 
 const upstream = z.strictObject({
@@ -159,7 +181,8 @@ const upstream = z.strictObject({
   protocol: z.enum(['http1', 'http2']).default('http1'),
   tls: upstreamTls.optional(),
   sticky: z.strictObject({ cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name'), ttl: duration.refine((ms) => ms >= 1000, 'must be at least 1s: the cookie\'s Max-Age counts whole seconds').optional() }).optional(),
-  servers: z.array(server).min(1, 'an upstream needs at least one server'),
+  servers: z.array(server).default([]),
+  discovery: z.strictObject({ dns: dnsDiscovery }).optional(),
   health_check: healthCheck.optional(),
   outlier_detection: outlierDetection.optional(),
   panic_threshold: percent.default(0.5),
@@ -169,8 +192,10 @@ const upstream = z.strictObject({
   limits: limits.prefault({}),
 }).superRefine((u: Partial<Record<string, unknown>>, ctx) => {
   // Runs even when other keys of this upstream have errors (EVEN_WITH_ERRORS), so it reads `u` as it may be.
+  const discovered = u.discovery !== undefined;
   const servers = Array.isArray(u.servers) ? (u.servers as unknown[]) : undefined;
   if (servers === undefined) return;
+  if (servers.length === 0 && !discovered) ctx.addIssue({ code: 'custom', path: ['servers'], message: 'an upstream needs at least one server, or discovery (or both)' });
   const seen = new Set<string>();
   servers.forEach((s, i) => {
     const address = isRecord(s) ? hostPortOf(s.address) : undefined;
@@ -183,7 +208,7 @@ const upstream = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['maglev_table_size'], message: `the Maglev table needs at least one slot per server (${servers.length})` });
   }
   const backups = servers.map((s) => (isRecord(s) ? s.backup : undefined));
-  if (backups.every((b) => typeof b === 'boolean') && !backups.some((b) => !b)) {
+  if (servers.length > 0 && !discovered && backups.every((b) => typeof b === 'boolean') && !backups.some((b) => !b)) {
     ctx.addIssue({ code: 'custom', path: ['servers'], message: 'an upstream needs at least one server that is not a backup' });
   }
 }, EVEN_WITH_ERRORS);
@@ -444,4 +469,5 @@ export type ServerConfig = UpstreamConfig['servers'][number];
 export type RetryConfig = UpstreamConfig['retry'];
 export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>;
 export type UpstreamTlsConfig = NonNullable<UpstreamConfig['tls']>;
+export type DnsDiscoveryConfig = NonNullable<UpstreamConfig['discovery']>['dns'];
 export type OutlierDetectionConfig = NonNullable<UpstreamConfig['outlier_detection']>;

@@ -88,6 +88,17 @@ export const hostPort = (what: string, allowZeroPort: boolean, forms: string) =>
 export const listenAddress = hostPort('a listen address', true, '"host:port", "[v6]:port" or ":port"');
 export const serverAddress = hostPort('a server address', false, '"host:port" or "[v6]:port"');
 
+/** A DNS resolver: an IP address, with `:port` (default 53); node:dns takes IP addresses only. */
+export const resolverAddress = z.string({ error: 'expected a resolver address such as 10.96.0.10:53' }).transform((text, ctx) => {
+  const t = text.trim();
+  const hp = isIP(t) !== 0 ? { host: t, port: 53 } : parseHostPort(t);
+  if (hp === undefined || isIP(hp.host) === 0 || hp.port === 0) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a resolver address: expected an IP address with an optional port, e.g. 10.96.0.10:53` });
+    return z.NEVER;
+  }
+  return hp;
+});
+
 /** `200`, `200-399`, or a comma list of both: `200-299, 304`. */
 export const statusRanges = z.union([z.number().int(), z.string()], { error: 'expected a status list such as "200-399" or "200, 204"' }).transform((v, ctx) => {
   const ranges: [number, number][] = [];

@@ -42,6 +42,11 @@ export interface ActiveCheckerDeps {
   readonly probe?: (config: HealthCheckConfig) => Probe;
 }
 
+/** Servers reached another way (TLS settings, protocol) are probed apart, each the way its traffic goes. */
+function targetKey(host: Host, config: HealthCheckConfig): string {
+  return `${host.transport.identity} ${JSON.stringify(config)}`;
+}
+
 export function probeFor(config: HealthCheckConfig): Probe {
   return config.type === 'tcp' ? (t, s) => tcpProbe(t, config, s) : (t, s) => httpProbe(t, config, s);
 }
@@ -51,6 +56,8 @@ class Target {
   history: HealthHistory;
   timer: NodeJS.Timeout | undefined;
   controller: AbortController | undefined;
+  /** Its last server left (discovery): the loop ends. */
+  removed = false;
 
   /**
    * `healthy`: what the hosts' flag says now: `initial_state` for a new server, the inherited verdict after a reload
@@ -70,24 +77,53 @@ class Target {
 export class ActiveChecker {
   readonly #targets = new Map<string, Target>();
   readonly #deps: ActiveCheckerDeps;
+  #started = false;
   #stopped = false;
 
   constructor(upstreams: Iterable<Upstream>, deps: ActiveCheckerDeps) {
     this.#deps = deps;
-    for (const upstream of upstreams) {
-      const config = upstream.config.health_check;
-      if (config === undefined) continue;
-      for (const host of upstream.hosts) {
-        // Servers reached another way (TLS settings, protocol) are probed apart, each the way its traffic goes.
-        const key = `${host.transport.identity} ${JSON.stringify(config)}`;
-        let target = this.#targets.get(key);
-        if (target === undefined) {
-          target = new Target({ host: host.host, port: host.port, address: host.address, transport: host.transport }, config, (deps.probe ?? probeFor)(config), !host.activeCheckFailed);
-          this.#targets.set(key, target);
-        }
-        target.members.push({ upstream, host });
-      }
+    for (const upstream of upstreams) for (const host of upstream.hosts) this.#join(upstream, host);
+  }
+
+  /** The probe loop `host` of `upstream` belongs to, created if it is the first; undefined without health checks. */
+  #join(upstream: Upstream, host: Host): Target | undefined {
+    const config = upstream.config.health_check;
+    if (config === undefined) return undefined;
+    const key = targetKey(host, config);
+    let target = this.#targets.get(key);
+    if (target === undefined) {
+      target = new Target({ host: host.host, port: host.port, address: host.address, transport: host.transport }, config, (this.#deps.probe ?? probeFor)(config), !host.activeCheckFailed);
+      this.#targets.set(key, target);
     }
+    target.members.push({ upstream, host });
+    return target;
+  }
+
+  /**
+   * A server discovery added (upstream.ts `setMembers`): probed from now on, at once if its loop is new and the
+   * checker runs, so it takes traffic as soon as it passes (with `initial_state: unhealthy`, not before).
+   */
+  add(upstream: Upstream, host: Host): void {
+    const target = this.#join(upstream, host);
+    if (target === undefined || this.#stopped || !this.#started || target.members.length > 1) return;
+    this.#run(target).catch((err: unknown) => this.#deps.events.error(err));
+  }
+
+  /** A server discovery removed: no longer probed for `upstream`; its loop stops when nobody else shares it. */
+  remove(upstream: Upstream, host: Host): void {
+    const config = upstream.config.health_check;
+    if (config === undefined) return;
+    const key = targetKey(host, config);
+    const target = this.#targets.get(key);
+    if (target === undefined) return;
+    const at = target.members.findIndex((m) => m.host === host);
+    if (at !== -1) target.members.splice(at, 1);
+    if (target.members.length > 0) return;
+    this.#targets.delete(key);
+    target.removed = true;
+    clearTimeout(target.timer);
+    target.timer = undefined;
+    target.controller?.abort();
   }
 
   /**
@@ -114,6 +150,7 @@ export class ActiveChecker {
    * warming); never rejects.
    */
   start(): Promise<void> {
+    this.#started = true;
     const events = this.#deps.events;
     return Promise.all([...this.#targets.values()].map((t) => this.#run(t).catch((err: unknown) => events.error(err)))).then(() => undefined);
   }
@@ -129,7 +166,7 @@ export class ActiveChecker {
   }
 
   async #run(target: Target): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#stopped || target.removed) return;
     const { clock, events } = this.#deps;
     const controller = new AbortController();
     target.controller = controller;
@@ -137,14 +174,14 @@ export class ActiveChecker {
     try {
       const result = await target.probe(target.endpoint, controller.signal);
       target.controller = undefined;
-      if (this.#stopped) return;
+      if (this.#stopped || target.removed) return;
       this.#record(target, result, startedAt);
     } catch (err) {
       events.error(err);
     }
     // Whatever happened to this probe, the next one is scheduled: a loop that stops silently is a server frozen in
     // whatever state it was in.
-    if (this.#stopped) return;
+    if (this.#stopped || target.removed) return;
     const delay = jittered(probeInterval(target.config, target.history.healthy), target.config.jitter, this.#deps.random);
     target.timer = setTimeout(() => {
       this.#run(target).catch((err: unknown) => events.error(err));

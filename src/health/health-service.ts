@@ -60,6 +60,7 @@ export class HealthService {
    * during initial health checking too). No request is served before then (`start`).
    */
   #initialProbes = true;
+  #stopped = false;
   /**
    * Servers (`upstream server`) that have been healthy since start-up, or were reported as never having become so:
    * neither is reported again. Carried across reloads (`inheritFrom`).
@@ -114,6 +115,22 @@ export class HealthService {
       upstream.onOutcome((host, outcome) => detector.observe(host, outcome));
       this.#detectors.set(upstream, detector);
     }
+    // Discovery changes membership at run time: the new servers are probed and watched, the removed ones forgotten.
+    for (const upstream of upstreams) {
+      upstream.onMembershipChange(({ added, removed }) => {
+        if (this.#stopped) return;
+        const detector = this.#detectors.get(upstream);
+        for (const host of removed) {
+          this.checker.remove(upstream, host);
+          detector?.remove(host);
+        }
+        for (const host of added) {
+          detector?.add(host);
+          if (feed.probes) this.checker.add(upstream, host);
+        }
+        upstream.panicking(upstream.now());
+      });
+    }
 
     this.checker = new ActiveChecker(feed.probes ? upstreams : [], {
       clock: deps.clock,
@@ -155,6 +172,7 @@ export class HealthService {
 
   /** Stop every probe and timer, and take in nothing more from the feed. */
   stop(): void {
+    this.#stopped = true;
     this.#feed.detach(this);
     this.checker.stop();
     for (const d of this.#detectors.values()) d.stop();

@@ -58,7 +58,6 @@ class Monitor {
 }
 
 export class OutlierDetector {
-  readonly #hosts: readonly Host[];
   readonly #config: OutlierDetectionConfig;
   readonly #monitors = new Map<Host, Monitor>();
   readonly #clock: Clock;
@@ -70,7 +69,6 @@ export class OutlierDetector {
   #stopped = false;
 
   constructor(hosts: readonly Host[], config: OutlierDetectionConfig, deps: { clock: Clock; random: Random; events: OutlierEvents; timers?: Timers }) {
-    this.#hosts = hosts;
     this.#config = config;
     this.#clock = deps.clock;
     this.#random = deps.random;
@@ -95,6 +93,19 @@ export class OutlierDetector {
     this.#stopped = true;
     this.#timers.clear(this.#interval);
     for (const m of this.#monitors.values()) this.#timers.clear(m.returnTimer);
+  }
+
+  /** A server discovery added: watched from its first attempt, with no history. */
+  add(host: Host): void {
+    if (!this.#monitors.has(host)) this.#monitors.set(host, new Monitor());
+  }
+
+  /** A server discovery removed: forgotten, its pending end-of-ejection report dropped; later outcomes are ignored. */
+  remove(host: Host): void {
+    const m = this.#monitors.get(host);
+    if (m === undefined) return;
+    this.#timers.clear(m.returnTimer);
+    this.#monitors.delete(host);
   }
 
   /** The outcome of one attempt at `host` (the `Upstream.observe` sink). */
@@ -175,8 +186,8 @@ export class OutlierDetector {
     // max_ejection_percent holds here too: ejections relayed from several workers must not add up past it.
     if (host.ejectedUntil <= now) {
       let ejected = 0;
-      for (const h of this.#hosts) if (h.ejectedUntil > now) ejected++;
-      if (!mayEject(ejected, this.#hosts.length, this.#config.max_ejection_percent)) return false;
+      for (const h of this.#monitors.keys()) if (h.ejectedUntil > now) ejected++;
+      if (!mayEject(ejected, this.#monitors.size, this.#config.max_ejection_percent)) return false;
     }
     m.ejectedAt = now;
     m.capped = false;
@@ -235,8 +246,8 @@ export class OutlierDetector {
 
   #eject(host: Host, m: Monitor, reason: EjectionReason, detail: Record<string, number>, now: number): void {
     let ejected = 0;
-    for (const h of this.#hosts) if (h.ejectedUntil > now) ejected++;
-    if (!mayEject(ejected, this.#hosts.length, this.#config.max_ejection_percent)) {
+    for (const h of this.#monitors.keys()) if (h.ejectedUntil > now) ejected++;
+    if (!mayEject(ejected, this.#monitors.size, this.#config.max_ejection_percent)) {
       if (!m.capped) this.#events.capped(host, reason);
       m.capped = true;
       return;

@@ -13,6 +13,12 @@ import { PeakEwma } from '../balancer/peak-ewma.js';
 import type { ServerConfig, UpstreamConfig } from '../config/schema.js';
 import { Transport } from './transport.js';
 
+/** A server's name everywhere (logs, metrics, /status, hashing): "10.0.0.1:8080" or "[::1]:80". */
+export function serverName(server: ServerConfig): string {
+  const { host, port } = server.address;
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export type HostState = 'healthy' | 'unhealthy' | 'ejected' | 'draining' | 'disabled';
 
 /** Slow start never starves a server completely: at its start it gets a trickle, so it can be observed. */
@@ -22,8 +28,9 @@ export class Host implements BalancedHost {
   readonly address: string;
   readonly host: string;
   readonly port: number;
-  readonly weight: number;
-  readonly backup: boolean;
+  /** Written only through `reconfigure` (a discovered SRV record's weight or priority changed). */
+  weight: number;
+  backup: boolean;
   readonly pool: Pool;
   /** Clear text or TLS, HTTP/1.1 or HTTP/2: shared with the active health checks, so they reach the server as traffic does. */
   readonly transport: Transport;
@@ -60,7 +67,7 @@ export class Host implements BalancedHost {
   constructor(server: ServerConfig, upstream: UpstreamConfig, clock: Clock) {
     this.host = server.address.host;
     this.port = server.address.port;
-    this.address = server.address.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+    this.address = serverName(server);
     this.weight = server.weight;
     this.backup = server.backup;
     this.#clock = clock;
@@ -90,6 +97,15 @@ export class Host implements BalancedHost {
     this.pool.on('connect', () => {
       this.#freshConnection = true;
     });
+  }
+
+  /**
+   * The same server with a new weight or backup role (DNS discovery: an SRV record changed them). Everything else,
+   * its health, ejection, latency estimate and slow-start progress, is the server's and stays.
+   */
+  reconfigure(server: ServerConfig): void {
+    this.weight = server.weight;
+    this.backup = server.backup;
   }
 
   /** Whether the request undici is starting now goes out on a connection opened for it; clears the mark. */

@@ -3,16 +3,20 @@
  * into one usable server. Primaries and backups get separate pickers: backups are walked only when no untried
  * primary is available (HAProxy `backup`).
  *
+ * Membership is the configured `servers` plus what discovery found (`setMembers`, src/discovery/): a server that
+ * stays is the same Host object, with all its state; the pickers are rebuilt and swapped in with one assignment.
+ *
  * Panic mode (panic.ts): when the share of available primaries falls below `panic_threshold`, the walk
  * accepts every primary the admin lets take traffic, health ignored, rather than overload the few that are left.
  */
-import type { HashKey, Picker } from '../balancer/types.js';
+import type { HashKey, Picker, StrategyOptions } from '../balancer/types.js';
+import { StickyTable } from '../balancer/sticky.js';
 import type { Clock, Random } from '../util/clock.js';
 import { strategyFor } from '../balancer/index.js';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { ServerConfig, UpstreamConfig } from '../config/schema.js';
 import { inPanic } from './panic.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { Host } from './host.js';
+import { Host, serverName } from './host.js';
 import { Lease, type LeaseSink } from './lease.js';
 import type { Outcome } from './outcome.js';
 
@@ -39,6 +43,15 @@ export interface LeaseOptions {
 
 const UNCOUNTED: AttemptCells = { attemptCell: () => ({ pending: 0 }) };
 
+/** What one `setMembers` changed. */
+export interface MembershipChange {
+  readonly added: readonly Host[];
+  readonly removed: readonly Host[];
+}
+
+/** How long a removed server may finish its requests in flight before its connections are cut. */
+const DEFAULT_DRAIN_MS = 15_000;
+
 /** Counts behind a panic decision, for logs. */
 export interface PanicChange {
   readonly panic: boolean;
@@ -49,14 +62,22 @@ export interface PanicChange {
 export class Upstream implements LeaseSink {
   readonly name: string;
   readonly config: UpstreamConfig;
-  readonly hosts: readonly Host[];
-  readonly primaries: readonly Host[];
-  readonly backups: readonly Host[];
   /** One per upstream, shared by every listener and route that sends to it. */
   readonly breaker: CircuitBreaker;
-  #primaryPicker: Picker<Host>;
-  #backupPicker: Picker<Host>;
+  #hosts: readonly Host[] = [];
+  #primaries: readonly Host[] = [];
+  #backups: readonly Host[] = [];
+  /** The servers discovery found, as last set (`setMembers`). */
+  #discovered: readonly ServerConfig[] = [];
+  #primaryPicker!: Picker<Host>;
+  #backupPicker!: Picker<Host>;
+  #sticky: StickyTable<Host> | undefined;
+  readonly #deps: UpstreamDeps;
+  readonly #options: StrategyOptions;
   readonly #clock: Clock;
+  readonly #membershipListeners: ((change: MembershipChange) => void)[] = [];
+  /** Removed servers still finishing their requests in flight. */
+  readonly #leaving = new Set<Host>();
   readonly #observers: ((host: Host, outcome: Outcome) => void)[] = [];
   readonly #panicListeners: ((change: PanicChange) => void)[] = [];
   #panic = false;
@@ -70,18 +91,114 @@ export class Upstream implements LeaseSink {
     this.#clock = deps.clock;
     this.#metrics = deps.metrics ?? UNCOUNTED;
     this.breaker = new CircuitBreaker(config.limits);
-    this.hosts = config.servers.map((s) => new Host(s, config, deps.clock));
-    this.primaries = this.hosts.filter((h) => !h.backup);
-    this.backups = this.hosts.filter((h) => h.backup);
-    const strategy = strategyFor(config.balance);
-    const options = {
+    this.#deps = deps;
+    this.#options = {
       ...(config.virtual_nodes !== undefined && { virtualNodes: config.virtual_nodes }),
       ...(config.maglev_table_size !== undefined && { tableSize: config.maglev_table_size }),
       ...(config.hash_balance_factor !== undefined && { balanceFactor: config.hash_balance_factor }),
       decayMs: config.ewma_decay,
     };
-    this.#primaryPicker = strategy.build(this.primaries, deps, options);
-    this.#backupPicker = strategy.build(this.backups, deps, options);
+    this.#install(config.servers.map((s) => new Host(s, config, deps.clock)));
+  }
+
+  /** Every server: the configured ones in their order, then the discovered ones by address. */
+  get hosts(): readonly Host[] {
+    return this.#hosts;
+  }
+
+  get primaries(): readonly Host[] {
+    return this.#primaries;
+  }
+
+  get backups(): readonly Host[] {
+    return this.#backups;
+  }
+
+  /** The servers discovery found, as last set; empty without discovery. */
+  get discovered(): readonly ServerConfig[] {
+    return this.#discovered;
+  }
+
+  /** The sticky-session table over the servers now (rebuilt lazily after a membership change). */
+  get stickyTable(): StickyTable<Host> {
+    return (this.#sticky ??= new StickyTable(this.#hosts));
+  }
+
+  /**
+   * Make the discovered servers `discovered` (the configured ones always stay). A server already here keeps its
+   * Host, and with it its health, ejection, latency estimate and slow-start progress; a new one starts as a new
+   * server does (`initial_state`, slow start); one that is gone takes no new request, finishes those in flight
+   * (up to `drainMs`) and has its pool closed. A discovered address that is also configured is the configured one.
+   * Returns what changed, or undefined when nothing did. Throws, changing nothing, when the strategy cannot be
+   * built over the new set (more servers than `maglev_table_size`).
+   */
+  setMembers(discovered: readonly ServerConfig[], drainMs = DEFAULT_DRAIN_MS): MembershipChange | undefined {
+    const configured = new Set(this.config.servers.map((s) => serverName(s)));
+    const wanted = new Map<string, ServerConfig>();
+    for (const s of discovered) {
+      const address = serverName(s);
+      if (!configured.has(address) && !wanted.has(address)) wanted.set(address, s);
+    }
+    const current = new Map(this.#hosts.map((h) => [h.address, h]));
+    const added: Host[] = [];
+    const reconfigured: [Host, ServerConfig][] = [];
+    const next = this.#hosts.filter((h) => configured.has(h.address));
+    for (const address of [...wanted.keys()].sort()) {
+      const s = wanted.get(address)!;
+      const host = current.get(address);
+      if (host === undefined) {
+        const fresh = new Host(s, this.config, this.#deps.clock);
+        added.push(fresh);
+        next.push(fresh);
+      } else {
+        if (host.weight !== s.weight || host.backup !== s.backup) reconfigured.push([host, s]);
+        next.push(host);
+      }
+    }
+    const removed = this.#hosts.filter((h) => !configured.has(h.address) && !wanted.has(h.address));
+    this.#discovered = [...wanted.values()];
+    if (added.length === 0 && removed.length === 0 && reconfigured.length === 0) return undefined;
+    const weights = reconfigured.map(([h]) => ({ weight: h.weight, backup: h.backup }));
+    for (const [host, s] of reconfigured) host.reconfigure(s);
+    try {
+      this.#install(next);
+    } catch (err) {
+      reconfigured.forEach(([host], i) => host.reconfigure({ ...weights[i]!, address: { host: host.host, port: host.port } }));
+      void Promise.all(added.map((h) => h.destroy()));
+      throw err;
+    }
+    for (const host of removed) this.#retire(host, drainMs);
+    const change = { added, removed };
+    for (const listener of this.#membershipListeners) listener(change);
+    return change;
+  }
+
+  /** Hear of every membership change (`setMembers`), after the new servers are in place. */
+  onMembershipChange(listener: (change: MembershipChange) => void): void {
+    this.#membershipListeners.push(listener);
+  }
+
+  /** Build the pickers over `hosts` first (which may throw), then swap everything in. */
+  #install(hosts: readonly Host[]): void {
+    const primaries = hosts.filter((h) => !h.backup);
+    const backups = hosts.filter((h) => h.backup);
+    const strategy = strategyFor(this.config.balance);
+    const primaryPicker = strategy.build(primaries, this.#deps, this.#options);
+    const backupPicker = strategy.build(backups, this.#deps, this.#options);
+    this.#hosts = hosts;
+    this.#primaries = primaries;
+    this.#backups = backups;
+    this.#primaryPicker = primaryPicker;
+    this.#backupPicker = backupPicker;
+    this.#sticky = undefined;
+  }
+
+  /** A removed server: no new request (draining), its pool closed once idle or at the deadline. */
+  #retire(host: Host, drainMs: number): void {
+    host.setDraining(true, this.#clock());
+    this.#attemptCells.delete(host);
+    this.#leaving.add(host);
+    void drainHost(host, drainMs).finally(() => this.#leaving.delete(host));
   }
 
   /** Requests in flight across the whole upstream (the breaker's `max_requests` count). */
@@ -173,11 +290,11 @@ export class Upstream implements LeaseSink {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.hosts.map((h) => h.close()));
+    await Promise.all([...this.#hosts, ...this.#leaving].map((h) => h.close()));
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.hosts.map((h) => h.destroy()));
+    await Promise.all([...this.#hosts, ...this.#leaving].map((h) => h.destroy()));
   }
 }
 
@@ -194,4 +311,11 @@ function walk(
     if ((panic ? host.acceptsTraffic : host.isAvailable(now)) && (tried === undefined || !tried.includes(host))) return host;
   }
   return undefined;
+}
+
+/** Close a removed server's pool once nothing is in flight on it, or cut it at the deadline. */
+async function drainHost(host: Host, deadlineMs: number): Promise<void> {
+  const until = performance.now() + deadlineMs;
+  while (host.inflight > 0 && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 50).unref());
+  await (host.inflight > 0 ? host.destroy() : host.close()).catch(() => {});
 }

@@ -1,5 +1,5 @@
 /**
- * Real origin servers on 127.0.0.1 for end-to-end tests, whose behaviour can be switched on cue:
+ * Real origin servers on 127.0.0.1 (or another loopback address) for end-to-end tests, whose behaviour can be switched on cue:
  * answer normally, fail with a status, hang, reset the connection, or die.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -32,7 +32,8 @@ export interface Origin {
   close(): Promise<void>;
 }
 
-export async function startOrigin(name: string, port = 0): Promise<Origin> {
+/** `host`: the loopback address to bind (127.0.0.2 and up let several origins share one port, as DNS A records need). */
+export async function startOrigin(name: string, port = 0, host = '127.0.0.1'): Promise<Origin> {
   const sockets = new Set<Socket>();
   const received: ReceivedRequest[] = [];
   const origin = {
@@ -86,14 +87,14 @@ export async function startOrigin(name: string, port = 0): Promise<Origin> {
   const listen = (p: number) =>
     new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(p, '127.0.0.1', () => {
+      server.listen(p, host, () => {
         server.off('error', reject);
         resolve();
       });
     });
   await listen(port);
   origin.port = (server.address() as AddressInfo).port;
-  origin.address = `127.0.0.1:${origin.port}`;
+  origin.address = `${host}:${origin.port}`;
   origin.server = server;
   origin.kill = async () => {
     const closed = new Promise<void>((r) => server.close(() => r()));
@@ -105,4 +106,22 @@ export async function startOrigin(name: string, port = 0): Promise<Origin> {
     if (server.listening) await origin.kill();
   };
   return origin;
+}
+
+/**
+ * One origin on each of `hosts` (127.0.0.2, 127.0.0.3, ...), all on the same port, as servers found through DNS A
+ * records are (the port comes from the config). Tries another port when one is taken on some address.
+ */
+export async function startOriginsOnOnePort(hosts: readonly string[]): Promise<Origin[]> {
+  for (let attempt = 0; ; attempt++) {
+    const first = await startOrigin(hosts[0]!, 0, hosts[0]);
+    const origins = [first];
+    try {
+      for (const host of hosts.slice(1)) origins.push(await startOrigin(host, first.port, host));
+      return origins;
+    } catch (err) {
+      await Promise.all(origins.map((o) => o.close()));
+      if (attempt >= 5) throw err;
+    }
+  }
 }

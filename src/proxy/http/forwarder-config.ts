@@ -73,7 +73,7 @@ export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerD
       policy: new RetryPolicy(route.retry, { breaker: upstream.breaker, random: deps.random, counters: retryCounters(deps.metrics, upstream.name) }),
       metrics: deps.metrics.forRoute(config.name, upstream.name),
       hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
-      sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, upstream.hosts),
+      sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, () => upstream.stickyTable),
       client: { maxBodySize: route.client?.max_body_size ?? config.client.max_body_size, bodyTimeoutMs: config.client.body_timeout, sendTimeoutMs: config.client.send_timeout },
       rateLimit: limit === undefined
         ? undefined

@@ -4,30 +4,31 @@
  * server while it is available. When it is not, the request is balanced as usual and the cookie is rewritten.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { StickyTable } from '../../balancer/sticky.js';
+import type { StickyTable } from '../../balancer/sticky.js';
 import type { Host } from '../../upstream/host.js';
 
 export class StickySessions {
   readonly #cookie: string;
-  readonly #table: StickyTable<Host>;
+  /** The upstream's table over its servers now: discovery may change them (upstream.ts, `stickyTable`). */
+  readonly #table: () => StickyTable<Host>;
   /** Attributes appended to every Set-Cookie, computed once. */
   readonly #attributes: string;
 
-  constructor(cookie: string, ttlMs: number | undefined, hosts: readonly Host[]) {
+  constructor(cookie: string, ttlMs: number | undefined, table: () => StickyTable<Host>) {
     this.#cookie = cookie;
-    this.#table = new StickyTable(hosts);
+    this.#table = table;
     this.#attributes = `; Path=/; HttpOnly; SameSite=Lax${ttlMs === undefined ? '' : `; Max-Age=${Math.floor(ttlMs / 1000)}`}`;
   }
 
   /** The server the request's cookie names, when it is available. */
   hostFor(headers: IncomingHttpHeaders, now: number): Host | undefined {
-    const host = this.#table.find(this.#valueIn(headers));
+    const host = this.#table().find(this.#valueIn(headers));
     return host !== undefined && host.isAvailable(now) ? host : undefined;
   }
 
   /** Adds Set-Cookie to the response headers unless the request already names this server. */
   remember(request: IncomingHttpHeaders, host: Host, headers: string[]): void {
-    const value = this.#table.valueFor(host);
+    const value = this.#table().valueFor(host);
     if (value === undefined || this.#valueIn(request) === value) return;
     headers.push('set-cookie', `${this.#cookie}=${value}${this.#attributes}`);
   }
