@@ -21,8 +21,11 @@ type Step = string | Buffer | { wait: RegExp } | 'half-close';
 interface Case {
   readonly name: string;
   readonly send: string | readonly Step[];
-  /** Status codes of every response the client gets, in order (interim 1xx included). */
-  readonly status: readonly number[];
+  /**
+   * Status codes of every response the client gets, in order (interim 1xx included); a nested list is one response
+   * whose status may be any of those (what differs between Node versions).
+   */
+  readonly status: readonly (number | readonly number[])[];
   /** Paths that reach the origin, in order. Empty (the default): not one byte reaches it. */
   readonly reaches?: readonly string[];
   readonly check?: (received: ReceivedRequest[]) => void;
@@ -88,7 +91,9 @@ const REFUSED: Case[] = [
   { name: 'DEL in a field value', send: `GET /a HTTP/1.1\r\n${HOST}X-A: a\x7fb\r\n\r\n`, status: [400] },
   { name: 'bare CR in a field value', send: `GET /a HTTP/1.1\r\n${HOST}X-A: a\rb\r\n\r\n`, status: [400] },
   { name: 'invalid character in a field name', send: `GET /a HTTP/1.1\r\n${HOST}X(A): 1\r\n\r\n`, status: [400] },
-  { name: '1001 fields hiding a Transfer-Encoding past Node\'s header count', send: `POST /a HTTP/1.1\r\n${HOST}${'a:1\r\n'.repeat(1000)}Transfer-Encoding: chunked\r\n\r\n${chunk(SMUGGLED)}0\r\n\r\n`, status: [400] },
+  // Node 20 hands the request over with its fields cut at 1000 (framing.ts refuses it, 400); Node 26's parser refuses
+  // that many fields itself (431). Either way nothing reaches the origin.
+  { name: '1001 fields hiding a Transfer-Encoding past Node\'s header count', send: `POST /a HTTP/1.1\r\n${HOST}${'a:1\r\n'.repeat(1000)}Transfer-Encoding: chunked\r\n\r\n${chunk(SMUGGLED)}0\r\n\r\n`, status: [[400, 431]] },
 
   // Chunked bodies (RFC 9112 §7.1)
   { name: 'invalid chunk size', send: `POST /a HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`, status: [400] },
@@ -362,7 +367,8 @@ describe('framing battery', () => {
   /** Runs one case; then proves Ballast still forwards a clean request, so a refusal never wedged it. */
   async function run(c: Case): Promise<void> {
     const reply = await converse(ballast.port, c.send);
-    expect(reply.statuses, `responses to ${JSON.stringify(reply.raw.slice(0, 200))}`).toEqual(c.status);
+    const expected = c.status.map((s, i) => (typeof s === 'number' ? s : s.includes(reply.statuses[i]!) ? reply.statuses[i] : s[0]));
+    expect(reply.statuses, `responses to ${JSON.stringify(reply.raw.slice(0, 200))}`).toEqual(expected);
     expect(reply.closed, 'the proxy closes the connection').toBe(true);
     // Anything Ballast forwarded, it wrote while it held a lease on the origin: once none is held, let the origin
     // read what was written before looking. (The canary below also shows any request that arrived later.)

@@ -50,7 +50,9 @@ it('streams 1 GiB through the proxy with flat memory', { timeout: 30_000 }, asyn
   const seconds = (performance.now() - started) / 1000;
   const growth = (rssMax - rssBefore) / MiB;
   console.log(`1 GiB in ${seconds.toFixed(2)} s (${(1024 / seconds).toFixed(0)} MiB/s), RSS growth ${growth.toFixed(1)} MiB`);
-  expect(growth).toBeLessThan(100);
+  // A buffered stream would grow by the GiB; the bound leaves room for the three parties' heaps, larger on Node 26
+  // (114 MiB seen there, under 100 on Node 20).
+  expect(growth).toBeLessThan(160);
   const [line] = await p.waitForAccessLogs(1);
   expect(line).toMatchObject({ end: 'done', bytesIn: GiB, bytesOut: String(GiB).length + 1 });
 });

@@ -176,6 +176,13 @@ export function relay(client: Socket, upstream: Socket, done: (result: RelayResu
     client.destroy();
     upstream.destroy();
   };
+  // A side gone before the relay began: nothing to relay. pipeline would throw at once on Node 26 ("Cannot pipe to a
+  // closed or destroyed stream") where Node 20 reports it to the callback; the survivor goes, and onClose reports.
+  if (client.destroyed || upstream.destroyed) {
+    client.destroy();
+    upstream.destroy();
+    return;
+  }
   pipeline(client, upstream, settled);
   if (reads !== undefined) reads.attach(upstream, client, settled);
   else pipeline(upstream, client, settled);
