@@ -32,12 +32,12 @@
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { openSync, closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeProfile, formatSummary } from './profile-summary.mjs';
 import { parseWrk as parseWrkOutput } from './wrk-output.mjs';
+import { freePort, waitForPort } from './ports.mjs';
 import { FOREIGN_LIMIT, selfCpuMs, systemBusyMs, treeCpuMs, waitForQuiet as waitForQuietShared } from './proc-cpu.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -237,34 +237,7 @@ function onPath(cmd) {
   return undefined;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitForPort(port, cp, name, ms = 10_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (cp.exitCode !== null || cp.signalCode !== null) throw new Error(`${name} exited (${cp.exitCode ?? cp.signalCode})`);
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`${name} did not listen on 127.0.0.1:${port} in ${ms} ms`);
-    await sleep(50);
-  }
-}
 
 function nginxConfig(dir, port, originPorts) {
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -344,7 +317,7 @@ async function spawnServer(name, cmd, argv, port) {
   const cp = track(spawn(cmd, argv, { stdio: ['ignore', fd, fd], cwd: tmpDir }), name);
   closeSync(fd);
   try {
-    await waitForPort(port, cp, name);
+    await waitForPort(port, cp, name, 10_000);
   } catch (err) {
     await stopChild(cp, 1000);
     throw new Error(`${err.message}\n--- ${logFile} ---\n${tail(logFile)}`);

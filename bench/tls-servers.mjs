@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
-import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 
@@ -157,35 +156,7 @@ export function toolVersions({ root, nginxBin, h2loadBin }) {
   };
 }
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-/** Resolves once 127.0.0.1:port accepts a connection; fails when `child` exits first or after `ms`. */
-export async function waitForPort(port, child, name, ms = 20_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it listened`);
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`${name} did not listen on 127.0.0.1:${port} in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** GET / over HTTPS/1.1 and over HTTP/2 must both answer 200 "hello": a fast error page would look like a great result. */
 export async function preflight(name, port) {

@@ -47,7 +47,8 @@ import { DEFAULT_CIPHERS } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseH2load } from './h2load-output.mjs';
 import { CLK_TCK, FOREIGN_LIMIT, processTree, selfCpuMs, systemBusyMs, ticksOf, waitForQuiet } from './proc-cpu.mjs';
-import { NO_TICKET_OPENSSL_CONF, ballastConfig, freePort, makeCertificate, nginxProxyConfig, nginxVersion, originConfig, preflight, resumes, toolVersions, waitForPort } from './tls-servers.mjs';
+import { NO_TICKET_OPENSSL_CONF, ballastConfig, makeCertificate, nginxProxyConfig, nginxVersion, originConfig, preflight, resumes, toolVersions } from './tls-servers.mjs';
+import { freePort, waitForPort } from './ports.mjs';
 import { renderSection, renderTable, summarise, writeSection } from './tls-report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
