@@ -4,7 +4,7 @@
  * listener names, certificate names from the config, and fixed sets of versions, protocols and reasons.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { TlsCounters } from '../proxy/http/acceptor.js';
+import type { TlsCounters } from '../tls/terminator.js';
 import type { Http2Counters } from '../proxy/http/http2-front.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
 

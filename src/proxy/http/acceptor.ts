@@ -10,19 +10,13 @@
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { HttpListenerConfig, ListenerTlsConfig } from '../../config/schema.js';
-import { CertificateStore } from '../../tls/certificate-store.js';
-import { handshakeErrorReason, type HandshakeErrorReason } from '../../tls/handshake-errors.js';
+import type { CertificateStore } from '../../tls/certificate-store.js';
+import { createTlsTerminator, type TlsCounters } from '../../tls/terminator.js';
 import type { Http2Front } from './http2-front.js';
 
 /** The HTTP/2 connection preface's request line; a request method PRI means nothing in HTTP/1.1. */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
-
-export interface TlsCounters {
-  handshake(version: string, protocol: string): void;
-  handshakeError(reason: HandshakeErrorReason): void;
-}
 
 export interface Acceptor {
   /** The server that listens. */
@@ -50,38 +44,21 @@ export function createAcceptor(config: HttpListenerConfig, http1: HttpServer, ht
 }
 
 function tlsAcceptor(tls: ListenerTlsConfig, http1: HttpServer, http2: Http2Front | undefined, counters: TlsCounters): Acceptor {
-  const store = new CertificateStore(tls);
-  const first = tls.certificates[0]!;
-  const contextOptions = (t: ListenerTlsConfig) => ({ ...CertificateStore.commonOptions(t), cert: t.certificates[0]!.cert.pem, key: t.certificates[0]!.key.pem });
-  const server: TlsServer = createTlsServer({
-    ...CertificateStore.commonOptions(tls),
-    cert: first.cert.pem,
-    key: first.key.pem,
-    SNICallback: store.sniCallback,
-    ALPNProtocols: http2 === undefined ? tls.alpn.filter((p) => p !== 'h2') : [...tls.alpn],
-    requestCert: tls.client_ca !== undefined,
-    rejectUnauthorized: true,
-    handshakeTimeout: tls.handshake_timeout,
-    noDelay: true,
-  });
-  server.on('secureConnection', (socket: TLSSocket) => {
-    const protocol = socket.alpnProtocol === 'h2' ? 'h2' : 'http/1.1';
-    const version = socket.getProtocol() ?? 'unknown';
-    counters.handshake(version, protocol);
-    if (protocol === 'h2') http2!.accept(socket, version);
-    else http1.emit('connection', socket);
-  });
-  server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-    counters.handshakeError(handshakeErrorReason(err));
-    socket.destroy();
-  });
+  const terminator = createTlsTerminator(
+    tls,
+    counters,
+    (socket) => (socket.alpnProtocol === 'h2' ? 'h2' : 'http/1.1'),
+    (socket, protocol, version) => {
+      if (protocol === 'h2') http2!.accept(socket, version);
+      else http1.emit('connection', socket);
+    },
+    { ALPNProtocols: http2 === undefined ? tls.alpn.filter((p) => p !== 'h2') : [...tls.alpn] },
+  );
   return {
-    server,
-    certificates: store,
+    server: terminator.server,
+    certificates: terminator.certificates,
     update(config) {
-      if (config.tls === undefined) return;
-      store.update(config.tls);
-      server.setSecureContext(contextOptions(config.tls));
+      if (config.tls !== undefined) terminator.update(config.tls);
     },
   };
 }

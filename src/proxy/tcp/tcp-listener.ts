@@ -9,9 +9,7 @@
  * Shutdown: `close(drainMs)` stops accepting, lets open connections finish until the deadline, then destroys the rest.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { CertificateStore } from '../../tls/certificate-store.js';
-import { handshakeErrorReason } from '../../tls/handshake-errors.js';
+import { createTlsTerminator, type TlsTerminator } from '../../tls/terminator.js';
 import { isHashing } from '../../balancer/index.js';
 import type { Metrics } from '../../admin/metrics.js';
 import type { TcpListenerConfig } from '../../config/schema.js';
@@ -42,8 +40,8 @@ export class TcpListener {
   readonly #sessions = new Set<TcpSession>();
   readonly #log: Logger;
   #idleWaiters: (() => void)[] = [];
-  /** The certificates of a listener that terminates TLS. */
-  #certificates: CertificateStore | undefined;
+  /** The TLS server of a listener that terminates TLS. */
+  #tls: TlsTerminator | undefined;
   #untrack: (() => void) | undefined;
 
   constructor(config: TcpListenerConfig, deps: TcpListenerDeps) {
@@ -58,30 +56,11 @@ export class TcpListener {
       this.server.on('connection', this.#onConnection);
     } else {
       // TLS termination (#15): the session relays the decrypted bytes; the upstream sees clear text.
-      const store = (this.#certificates = new CertificateStore(tls));
-      const tlsServer = createTlsServer({
-        ...CertificateStore.commonOptions(tls),
-        cert: tls.certificates[0]!.cert.pem,
-        key: tls.certificates[0]!.key.pem,
-        SNICallback: store.sniCallback,
-        requestCert: tls.client_ca !== undefined,
-        rejectUnauthorized: true,
-        handshakeTimeout: tls.handshake_timeout,
-        allowHalfOpen: true,
-        noDelay: true,
-      });
-      const counters = deps.metrics.edge.tls(config.name);
-      tlsServer.on('secureConnection', (socket: TLSSocket) => {
-        counters.handshake(socket.getProtocol() ?? 'unknown', 'tcp');
-        this.#onConnection(socket);
-      });
-      tlsServer.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-        counters.handshakeError(handshakeErrorReason(err));
-        socket.destroy();
-      });
+      const terminator = (this.#tls = createTlsTerminator(tls, deps.metrics.edge.tls(config.name), () => 'tcp', (socket) => this.#onConnection(socket), { allowHalfOpen: true }));
+      const store = terminator.certificates;
       deps.metrics.edge.trackCertificates(config.name, store);
       this.#untrack = () => deps.metrics.edge.untrackCertificates(config.name, store);
-      this.server = tlsServer;
+      this.server = terminator.server;
     }
     this.server.maxConnections = config.max_connections;
     this.server.on('drop', this.#onDrop);
@@ -93,10 +72,7 @@ export class TcpListener {
     this.config = config;
     this.#context = buildContext(config, deps);
     this.server.maxConnections = config.max_connections;
-    if (config.tls !== undefined && this.#certificates !== undefined) {
-      this.#certificates.update(config.tls);
-      (this.server as TlsServer).setSecureContext({ ...CertificateStore.commonOptions(config.tls), cert: config.tls.certificates[0]!.cert.pem, key: config.tls.certificates[0]!.key.pem });
-    }
+    if (config.tls !== undefined) this.#tls?.update(config.tls);
   }
 
   /** Over `max_connections`: node:net has closed the socket already. It is still a connection, with its line. */
