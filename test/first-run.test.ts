@@ -137,7 +137,7 @@ describe('ballast demo', () => {
   }
 
   async function holdDefaultPorts(): Promise<void> {
-    const held = await Promise.all([DEMO_PORTS.proxy, DEMO_PORTS.admin, ...DEMO_PORTS.origins].map(hold));
+    const held = await Promise.all([DEMO_PORTS.proxy, DEMO_PORTS.admin, ...DEMO_PORTS.origins, ...DEMO_PORTS.grpc].map(hold));
     cleanups.push(async () => {
       for (const s of held) if (s !== undefined) await new Promise<void>((resolve) => s.close(() => resolve()));
     });
@@ -156,6 +156,7 @@ describe('ballast demo', () => {
     for (const p of DEMO_PORTS.origins) expect(origins).not.toContain(`:${p}`);
     expect(child.out()).toContain(`port ${DEMO_PORTS.proxy} is in use: the proxy listens on 127.0.0.1:${port} instead`);
     expect(child.out()).toContain(`port ${DEMO_PORTS.admin} is in use: the admin endpoint listens on`);
+    expect(child.out()).toContain(`port ${DEMO_PORTS.grpc[0]} is in use: grpc-1 listens on`);
     const seen = new Set<string>();
     for (let i = 0; i < 3; i++) {
       const res = await get(`http://127.0.0.1:${port}/hello`);
