@@ -1,0 +1,69 @@
+/**
+ * Reference, not a peer: the smallest HTTP/2-over-TLS proxy node:http2 and undici make possible, the ceiling of
+ * Ballast's HTTP/2 design as target-undici-minimal.mjs is of its HTTP/1.1 one (issue #15). TLS 1.3 with the given
+ * certificate, ALPN h2 only, one undici Pool to the origin (HTTP/1.1 keep-alive), each stream's request sent with
+ * `:authority` as Host and its response relayed with the hop-by-hop fields dropped, written with backpressure; a
+ * stream the client resets aborts its upstream request. Nothing else: no health, retries, limits, metrics, logs,
+ * X-Forwarded-*, request id or timeouts.
+ *
+ *   node bench/target-h2-minimal.mjs PORT ORIGIN_PORT CERT KEY
+ *
+ * Measured as bench/tls.mjs measures a proxy (pinned to one core, `h2load -c10 -m10`, CPU from /proc): see the
+ * HTTP/2 row of the TLS section in RESULTS.md for Ballast and NGINX.
+ */
+import http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { Pool } from 'undici';
+
+const [port, originPort, cert, key] = process.argv.slice(2);
+if (key === undefined) {
+  process.stderr.write('usage: node bench/target-h2-minimal.mjs PORT ORIGIN_PORT CERT KEY\n');
+  process.exit(2);
+}
+const pool = new Pool(`http://127.0.0.1:${originPort}`, { connections: 128 });
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'te', 'trailer']);
+
+class Handler {
+  constructor(stream) {
+    this.stream = stream;
+    this.abort = undefined;
+    stream.on('close', () => {
+      if (!stream.writableFinished) this.abort?.(new Error('stream reset'));
+    });
+  }
+  onConnect(abort) {
+    this.abort = abort;
+  }
+  onHeaders(status, raw, resume) {
+    const headers = { ':status': status };
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i].toString('latin1').toLowerCase();
+      if (!HOP.has(name)) headers[name] = raw[i + 1].toString('latin1');
+    }
+    if (this.stream.destroyed) return false;
+    this.stream.respond(headers);
+    this.stream.on('drain', resume);
+    return true;
+  }
+  onData(chunk) {
+    return this.stream.destroyed || this.stream.write(chunk);
+  }
+  onComplete() {
+    if (!this.stream.destroyed) this.stream.end();
+  }
+  onError() {
+    if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+}
+
+const server = http2.createSecureServer({ cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.3', ALPNProtocols: ['h2'] });
+server.on('stream', (stream, headers, flags) => {
+  stream.on('error', () => {});
+  const ended = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+  pool.dispatch({ method: headers[':method'], path: headers[':path'], headers: { host: headers[':authority'] }, body: ended ? null : stream.pipe(new PassThrough()) }, new Handler(stream));
+});
+server.on('sessionError', () => {});
+server.listen(Number(port), '127.0.0.1');
+process.on('SIGINT', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
