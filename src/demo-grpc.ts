@@ -76,7 +76,7 @@ export function reflect(request: Buffer): Buffer {
   return encodeMessage([[1, host], [2, request], answer]);
 }
 
-/** What a method does with each request message: the reply messages. */
+/** What a method does with each request message: the reply message. */
 type Method = { readonly streaming: boolean; readonly handle: (message: Buffer) => Buffer };
 
 function methods(origin: string): Map<string, Method> {
@@ -135,8 +135,9 @@ function serveCall(stream: ServerHttp2Stream, method: Method): void {
         } catch (err) {
           throw new CallError(STATUS.INVALID_ARGUMENT, `undecodable message: ${(err as Error).message}`);
         }
-        // Backpressure: a client that does not read its replies stops being read.
-        if (!stream.write(frame(reply))) {
+        // Backpressure: a client that does not read its replies stops being read (one drain wait, however many
+        // replies one chunk of requests asked for).
+        if (!stream.write(frame(reply)) && !stream.isPaused()) {
           stream.pause();
           stream.once('drain', () => stream.resume());
         }
