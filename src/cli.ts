@@ -168,21 +168,23 @@ async function run(file: string, logFormat: LogFormat, watch: boolean): Promise<
   const workers = workerCount(result.config.workers, availableParallelism());
   if (workers > 1) {
     const primary = await ClusterPrimary.start(file, result.config, workers);
-    logClusterSummary(primary.log, result.config);
-    const watcher = watchIfAsked(watch, primary.reloader, primary.log);
+    let watcher: ConfigWatcher | undefined;
+    // The signals first: whoever reads the startup lines may signal at once, and an unhandled SIGTERM kills outright.
     onShutdownSignal(async (signal) => {
       primary.log.info({ signal }, 'draining');
       watcher?.close();
       await primary.stop();
     });
     process.on('SIGHUP', () => void primary.reloader.reload('signal'));
+    logClusterSummary(primary.log, result.config);
+    watcher = watchIfAsked(watch, primary.reloader, primary.log);
     return -1;
   }
   const log = createCliLogger(result.config.logging.level, logFormat);
   const ballast = await Ballast.start(result.config, { log, configFile: file });
-  logStartupSummary(ballast.log, ballast);
   const reloader = ballast.reloader!;
-  const watcher = watchIfAsked(watch, reloader, ballast.log);
+  let watcher: ConfigWatcher | undefined;
+  // The signals first: whoever reads the startup lines may signal at once, and an unhandled SIGTERM kills outright.
   onShutdownSignal(async (signal) => {
     ballast.log.info({ signal }, 'draining');
     watcher?.close();
@@ -190,6 +192,8 @@ async function run(file: string, logFormat: LogFormat, watch: boolean): Promise<
   });
   // The reloader logs how it went and never rejects: an invalid file is refused and the running config stays.
   process.on('SIGHUP', () => void reloader.reload('signal'));
+  logStartupSummary(ballast.log, ballast);
+  watcher = watchIfAsked(watch, reloader, ballast.log);
   return -1;
 }
 
