@@ -148,9 +148,12 @@ export class Exchange implements AttemptOwner {
     return this.down.timeoutMs === undefined ? own : Math.min(own, this.down.timeoutMs);
   }
 
-  /** How long an attempt may wait for its response head from now: the per-try timeout within the deadline. */
+  /**
+   * How long an attempt may wait for its response head from now: the per-try timeout within the deadline. In whole
+   * milliseconds: Node keeps one timer list per distinct duration, and a fraction would make one per request.
+   */
   #tryTimeout(): number {
-    return Math.min(this.#route.policy.perTryTimeoutMs ?? Infinity, Math.max(1, this.#deadline - performance.now()));
+    return Math.ceil(Math.min(this.#route.policy.perTryTimeoutMs ?? Infinity, Math.max(1, this.#deadline - performance.now())));
   }
 
   /** The loop: lease a server, send the request, and let the retry policy decide what a failure leads to. */

@@ -17,6 +17,22 @@ export function tlsVersion(socket: Socket): string | undefined {
   return 'encrypted' in socket ? ((socket as TLSSocket).getProtocol() ?? undefined) : undefined;
 }
 
+const kGone = Symbol('ballast.gone');
+
+/**
+ * A connection's one 'close' listener, and the exchange it tells: the one in flight (pipeline.ts starts a
+ * connection's requests one at a time). Registered once per connection, not added and removed per request.
+ */
+interface WatchedSocket extends Socket {
+  [kGone]?: (() => void) | undefined;
+}
+
+function onConnectionClose(this: WatchedSocket): void {
+  const gone = this[kGone];
+  this[kGone] = undefined;
+  gone?.();
+}
+
 /** Responses node:http answered 408 for (`client.request_timeout`): marked by the listener's clientError handler. */
 export const timedOut = new WeakSet<ServerResponse>();
 
@@ -26,9 +42,7 @@ export class Http1Downstream implements Downstream {
   readonly clientIp: string;
   bytesSent = 0;
   /** The connection, kept: node:http detaches it from the request once the response is done. */
-  readonly #socket: Socket;
-  /** What onGone registered on the connection, removed when the exchange is done. */
-  #gone: (() => void) | undefined;
+  readonly #socket: WatchedSocket;
   /** `client.send_timeout`, and what to call when it passes with the client not reading. */
   #sendTimeoutMs = 0;
   #onStall: (() => void) | undefined;
@@ -145,9 +159,9 @@ export class Http1Downstream implements Downstream {
       return;
     }
     // The connection, not the response: a response queued behind another is never attached to the socket, and
-    // would never see it close. The listener ignores a close after the exchange is over; done() removes it.
-    this.#gone = listener;
-    socket.on('close', listener);
+    // would never see it close. The listener ignores a close after the exchange is over; done() clears it.
+    if (!(kGone in socket)) socket.on('close', onConnectionClose);
+    socket[kGone] = listener;
   }
 
   get timedOut(): boolean {
@@ -164,7 +178,7 @@ export class Http1Downstream implements Downstream {
 
   done(): void {
     clearTimeout(this.#stallTimer);
-    if (this.#gone !== undefined) this.#socket.off('close', this.#gone);
+    this.#socket[kGone] = undefined;
     finished(this.#socket);
   }
 

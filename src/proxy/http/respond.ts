@@ -78,7 +78,8 @@ export function rawHead(status: number, reason: string, fields: readonly string[
 
 /**
  * Relays a response head from `host` downstream: hop-by-hop fields dropped (headers.ts), a sticky cookie added when
- * the route has sticky sessions, and `x-request-id` when the origin sent none. The error when the response cannot be relayed: a transfer coding other than chunked.
+ * the route has sticky sessions, and `x-request-id` when the origin sent none. The error when the response cannot be
+ * relayed: a transfer coding other than chunked.
  */
 export function relayHead(
   down: Downstream,
@@ -89,22 +90,11 @@ export function relayHead(
   sticky: StickySessions | undefined,
   host: Host,
 ): Error | undefined {
-  const headers = forwardResponseHeaders(rawHeaders);
+  const headers = forwardResponseHeaders(rawHeaders, requestId);
   if (headers === undefined) return Object.assign(new Error('upstream sent a transfer coding other than chunked'), { code: 'HPE_INVALID_TRANSFER_ENCODING' });
   // RFC 9110 §8.6: no Content-Length in a 204 (Node would pass the origin's on).
   if (status === 204) dropContentLength(headers);
   sticky?.remember(down.headers, host, headers);
-  // Every response carries the request's id, so a user can quote it; an origin's own is kept.
-  if (!hasField(rawHeaders, 'x-request-id')) headers.push('x-request-id', requestId);
   down.respond(status, statusText, headers);
   return undefined;
-}
-
-/** Whether a raw header list has a field named `lower` (lower-case). */
-function hasField(raw: readonly Buffer[], lower: string): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toString('latin1').toLowerCase() === lower) return true;
-  }
-  return false;
 }
