@@ -306,6 +306,37 @@ describe('HTTP/2 under attack and at shutdown', () => {
     }
   });
 
+  it('an idle session is closed after keep_alive_timeout; one with a stream still open is not', async () => {
+    const slow = await startOrigin('slow-keepalive');
+    slow.handler = (req, res) => (req.url === '/slow' ? setTimeout(() => res.end('finished'), 900) : res.end('ok'));
+    const b = await startBallast(tlsConfig('', '    client: { keep_alive_timeout: 300ms }').replace(origin.address, slow.address));
+    try {
+      const idle = await h2connect(`https://127.0.0.1:${b.port}`, { ca: ca.cert, servername: 'shop.test' });
+      const busy = await h2connect(`https://127.0.0.1:${b.port}`, { ca: ca.cert, servername: 'shop.test' });
+      expect((await h2request(idle, { ':path': '/quick', ':authority': 'shop.test' })).status).toBe(200);
+      const idleSince = Date.now();
+      const idleGone = once(idle, 'goaway');
+      // The busy session's one stream outlasts the timeout several times over: it must not be closed under it.
+      const inflight = h2request(busy, { ':path': '/slow', ':authority': 'shop.test' });
+      let busyGoaway = false;
+      busy.on('goaway', () => (busyGoaway = true));
+      await idleGone;
+      const waited = Date.now() - idleSince;
+      expect(waited).toBeGreaterThanOrEqual(250);
+      expect(waited).toBeLessThan(2000);
+      const res = await inflight;
+      expect(res.body).toBe('finished');
+      expect(busyGoaway).toBe(false);
+      // Idle now, it goes too.
+      await once(busy, 'goaway');
+      idle.destroy();
+      busy.destroy();
+    } finally {
+      await b.stop();
+      await slow.close();
+    }
+  });
+
   it('graceful shutdown sends GOAWAY and lets the streams in flight finish', async () => {
     const slow = await startOrigin('slow');
     slow.handler = (_req, res) => setTimeout(() => res.end('finished'), 300);

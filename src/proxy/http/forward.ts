@@ -14,6 +14,7 @@ import type { CompiledRoute, ExchangeSite, ForwarderDeps } from './forwarder-con
 import { framingProblem, http2Problem } from './framing.js';
 import { Http1Downstream } from './http1-downstream.js';
 import { Http2Downstream, http1Fields } from './http2-downstream.js';
+import type { Http2Connection } from './http2-front.js';
 import { admit, busy } from './pipeline.js';
 import { sendFailure, writeFailure } from './respond.js';
 import { UpgradeDownstream } from './upgrade-downstream.js';
@@ -120,12 +121,12 @@ export class HttpForwarder implements ExchangeSite {
   };
 
   /** The `stream` handler of the listener's HTTP/2 sessions (http2-front.ts): one exchange per stream. */
-  readonly handleStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, endStream: boolean, raw: readonly string[], tls: string): void => {
+  readonly handleStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, endStream: boolean, raw: readonly string[], connection: Http2Connection): void => {
     // RFC 9113 §8.3.1: `:authority` is what HTTP/1.1 calls Host; routing, hash keys and the origin see it as Host.
     const authority = headers[':authority'];
     if (typeof authority === 'string' && headers.host === undefined) headers.host = authority;
-    const down = new Http2Downstream(stream, headers, http1Fields(raw), endStream, tls);
-    const head: RequestHead = { method: down.method, url: down.url, headers, socket: stream.session?.socket ?? null };
+    const down = new Http2Downstream(stream, headers, http1Fields(raw), endStream, connection);
+    const head: RequestHead = { method: down.method, url: down.url, headers, socket: connection.socket ?? null };
     const route = this.#admit(head, http2Problem(headers), false);
     if (route === ASTERISK) {
       stream.respond({ ':status': 200, allow: ALLOWED_METHODS, 'content-length': 0, 'x-request-id': requestIdOf(head) }, { endStream: true });

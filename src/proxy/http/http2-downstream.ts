@@ -5,17 +5,27 @@
  * fields). A gRPC call's trailers go through; a response the proxy makes for a gRPC call is a gRPC status.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants, sensitiveHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { PassThrough, type Readable } from 'node:stream';
-import { clientAddress } from '../../util/client-address.js';
 import type { Downstream } from './downstream.js';
 import type { Failure } from './failures.js';
 import { grpcMessage, grpcStatusFor, grpcTimeoutMs, isGrpc } from './grpc.js';
+import { unwatchClose, watchClose, type Http2Connection } from './http2-front.js';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = constants;
 
 /** RFC 9113 §8.2.2: fields an HTTP/2 message must not carry (node:http2 throws on them). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
+
+/**
+ * Fields HPACK is told never to index (RFC 7541 §7.1.3). A request id is new in every response: entered in the
+ * connection's dynamic table, it would only push out the fields that do repeat (content-type, server), on both sides.
+ */
+const NEVER_INDEXED: readonly string[] = ['x-request-id'];
+
+/** The options of a gRPC response head (node:http2 copies them: one object each will do). */
+const TRAILERS_ONLY = Object.freeze({ endStream: true });
+const AWAIT_TRAILERS = Object.freeze({ waitForTrailers: true });
 
 export class Http2Downstream implements Downstream {
   readonly stream: ServerHttp2Stream;
@@ -34,18 +44,18 @@ export class Http2Downstream implements Downstream {
   #trailers: OutgoingHttpHeaders | undefined;
   #awaitsTrailers = false;
   #trailersOnly = false;
-  #gone: (() => void) | undefined;
   #sendTimeoutMs = 0;
   #onStall: (() => void) | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
 
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[], endStream: boolean, tls: string) {
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[], endStream: boolean, connection: Http2Connection) {
     this.stream = stream;
     this.method = headers[':method'] as string;
     this.url = headers[':path'] as string;
     this.headers = headers;
     this.rawHeaders = rawHeaders;
-    this.clientIp = clientAddress(stream.session?.socket?.remoteAddress);
+    this.clientIp = connection.clientIp;
+    const tls = connection.tls;
     // Not the stream itself: undici destroys a body stream once it has sent it, and destroying an HTTP/2 stream
     // resets it, response and all.
     this.body = endStream ? null : stream.pipe(new PassThrough());
@@ -75,7 +85,9 @@ export class Http2Downstream implements Downstream {
   }
 
   respond(status: number, _reason: string, headers: string[]): void {
-    const out: OutgoingHttpHeaders = { [HTTP2_HEADER_STATUS]: status };
+    if (this.stream.destroyed) return;
+    // ':status' as a literal key: a computed one ([HTTP2_HEADER_STATUS]) sends V8 down its slow path for the literal.
+    const out: OutgoingHttpHeaders = { ':status': status };
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!.toLowerCase();
       if (CONNECTION_SPECIFIC.has(name)) continue;
@@ -85,15 +97,17 @@ export class Http2Downstream implements Downstream {
       else if (Array.isArray(had)) had.push(value);
       else out[name] = [String(had), value];
     }
-    if (this.stream.destroyed) return;
-    // A gRPC response ends in trailers (grpc-status), which the stream then waits for; unless it is trailers-only,
-    // its status already in this head.
-    this.#awaitsTrailers = this.grpc && out['grpc-status'] === undefined;
-    // A gRPC head that carries the status is a Trailers-Only response (PROTOCOL-HTTP2.md): no body follows, and a
-    // client reads the status only from a HEADERS frame that ends the stream.
-    this.#trailersOnly = this.grpc && !this.#awaitsTrailers;
+    (out as Record<symbol, readonly string[]>)[sensitiveHeaders] = NEVER_INDEXED;
+    if (this.grpc) {
+      // A gRPC response ends in trailers (grpc-status), which the stream then waits for; unless it is trailers-only,
+      // its status already in this head.
+      this.#awaitsTrailers = out['grpc-status'] === undefined;
+      // A gRPC head that carries the status is a Trailers-Only response (PROTOCOL-HTTP2.md): no body follows, and a
+      // client reads the status only from a HEADERS frame that ends the stream.
+      this.#trailersOnly = !this.#awaitsTrailers;
+    }
     try {
-      this.stream.respond(out, this.#trailersOnly ? { endStream: true } : { waitForTrailers: this.#awaitsTrailers });
+      this.stream.respond(out, this.#trailersOnly ? TRAILERS_ONLY : this.#awaitsTrailers ? AWAIT_TRAILERS : undefined);
     } catch {
       // A field node:http2 will not send (a value with a character HTTP/2 forbids): the client learns the response
       // failed, as an HTTP/1.1 client would from a reset.
@@ -150,7 +164,10 @@ export class Http2Downstream implements Downstream {
     if (stream.destroyed) return;
     if (stream.headersSent) return this.reset();
     const common: OutgoingHttpHeaders = { 'x-ballast-error': failure.code };
-    if (requestId !== undefined) common['x-request-id'] = requestId;
+    if (requestId !== undefined) {
+      common['x-request-id'] = requestId;
+      (common as Record<symbol, readonly string[]>)[sensitiveHeaders] = NEVER_INDEXED;
+    }
     if (extra !== undefined) Object.assign(common, extra);
     if (this.grpc) {
       // A trailers-only response (PROTOCOL-HTTP2.md): HTTP 200, the gRPC status in the one HEADERS frame.
@@ -186,14 +203,13 @@ export class Http2Downstream implements Downstream {
       listener();
       return;
     }
-    // 'close' also follows a complete response; the exchange ignores it then, and done() removes it first.
-    this.#gone = listener;
-    stream.on('close', listener);
+    // 'close' also follows a complete response; the exchange ignores it then, and done() clears it first.
+    watchClose(stream, listener);
   }
 
   done(): void {
     clearTimeout(this.#stallTimer);
-    if (this.#gone !== undefined) this.stream.off('close', this.#gone);
+    unwatchClose(this.stream);
   }
 
   tunnel(): Promise<void> {

@@ -15,6 +15,7 @@ import { constants, createServer, type Http2Server, type IncomingHttpHeaders, ty
 import type { Socket } from 'node:net';
 import type { HttpListenerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
+import { clientAddress } from '../../util/client-address.js';
 
 /** Streams cancelled early before a session can be judged (Envoy's premature_reset_total_stream_count is 500). */
 export const PREMATURE_RESET_MIN = 100;
@@ -22,8 +23,17 @@ export const PREMATURE_RESET_MIN = 100;
 /** How long a session cut off for rapid reset has to send its GOAWAY before its connection is closed. */
 const GOAWAY_FLUSH_MS = 50;
 
+/** What every stream of one client connection shares, worked out once per connection rather than per stream. */
+export interface Http2Connection {
+  /** The TLS version of the connection, '' in clear text. */
+  readonly tls: string;
+  /** The connection itself (node:http2's `session.socket` is a Proxy in front of it). */
+  readonly socket: Socket | undefined;
+  readonly clientIp: string;
+}
+
 export interface Http2Handler {
-  (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, endStream: boolean, rawHeaders: readonly string[], tls: string): void;
+  (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, endStream: boolean, rawHeaders: readonly string[], connection: Http2Connection): void;
 }
 
 export interface Http2Counters {
@@ -31,16 +41,53 @@ export interface Http2Counters {
   rapidReset(): void;
 }
 
-interface SessionState {
+interface SessionState extends Http2Connection {
+  /** A stream of the session was cancelled before its response began. */
+  readonly cancelledEarly: () => void;
   streams: number;
   premature: number;
   open: number;
-  /** The TLS version of the connection, '' in clear text. */
-  tls: string;
-  socket: Socket | undefined;
+  /** When the last open stream closed (or the session began), on the performance.now() clock. */
+  idleSince: number;
 }
 
 const states = new WeakMap<ServerHttp2Session, SessionState>();
+
+/** Each stream's session state, for the listeners below: one function for every stream, not a closure each. */
+const kState = Symbol('ballast.http2.session');
+
+/** Who hears of the stream closing before its exchange is done (the client reset it, or the session went). */
+const kGone = Symbol('ballast.http2.gone');
+
+interface TrackedStream extends ServerHttp2Stream {
+  [kState]?: SessionState;
+  [kGone]?: (() => void) | undefined;
+}
+
+/**
+ * Call `listener` when the stream closes, until `unwatchClose`: through the one 'close' listener every stream has
+ * here, not one added and removed per exchange.
+ */
+export function watchClose(stream: ServerHttp2Stream, listener: () => void): void {
+  (stream as TrackedStream)[kGone] = listener;
+}
+
+export function unwatchClose(stream: ServerHttp2Stream): void {
+  (stream as TrackedStream)[kGone] = undefined;
+}
+
+function noop(): void {}
+
+/** A stream closed (it emits 'close' once): counted out of its session, and judged for rapid reset. */
+function onStreamClose(this: TrackedStream): void {
+  const state = this[kState]!;
+  if (--state.open === 0) state.idleSince = performance.now();
+  // Cancelled by the client before any response came (RST_STREAM from the peer).
+  if (this.rstCode === constants.NGHTTP2_CANCEL && !this.headersSent && state.streams > 0) state.cancelledEarly();
+  const gone = this[kGone];
+  this[kGone] = undefined;
+  gone?.();
+}
 
 export class Http2Front {
   readonly server: Http2Server;
@@ -49,6 +96,8 @@ export class Http2Front {
   readonly #listener: string;
   readonly #counters: Http2Counters;
   #keepAliveMs: number;
+  /** Closes the sessions idle for keep_alive_timeout; runs while there are sessions. */
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(config: HttpListenerConfig, handler: Http2Handler, counters: Http2Counters, log: Logger) {
     this.#log = log;
@@ -66,38 +115,69 @@ export class Http2Front {
     });
     this.server.on('session', (session: ServerHttp2Session) => {
       this.#sessions.add(session);
-      states.set(session, { streams: 0, premature: 0, open: 0, tls: this.#acceptingTls, socket: this.#acceptingSocket });
+      const socket = this.#acceptingSocket;
+      const state: SessionState = {
+        cancelledEarly: () => this.#premature(session, state),
+        streams: 0,
+        premature: 0,
+        open: 0,
+        idleSince: performance.now(),
+        tls: this.#acceptingTls,
+        socket,
+        clientIp: clientAddress(socket?.remoteAddress),
+      };
+      states.set(session, state);
       session.on('error', () => {});
-      session.on('close', () => this.#sessions.delete(session));
-      // An idle session (no stream open) is closed after keep_alive_timeout, as NGINX's keepalive_timeout does for
-      // HTTP/2; a session busy with a long response is not.
-      if (this.#keepAliveMs > 0) {
-        session.setTimeout(this.#keepAliveMs, () => {
-          if (states.get(session)!.open === 0) session.close();
-        });
-      }
+      session.on('close', () => {
+        this.#sessions.delete(session);
+        if (this.#sessions.size === 0) this.#stopSweep();
+      });
+      this.#startSweep();
     });
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders?: string[]) => {
-      stream.on('error', () => {});
-      const session = stream.session as ServerHttp2Session;
-      const state = states.get(session)!;
+      stream.on('error', noop);
+      const state = states.get(stream.session as ServerHttp2Session)!;
       state.streams++;
       state.open++;
-      stream.once('close', () => {
-        state.open--;
-        // Cancelled by the client before any response came (RST_STREAM from the peer).
-        if (stream.rstCode === constants.NGHTTP2_CANCEL && !stream.headersSent && state.streams > 0) this.#premature(session, state);
-      });
+      (stream as TrackedStream)[kState] = state;
+      (stream as TrackedStream)[kGone] = undefined;
+      stream.on('close', onStreamClose);
       // Node 20 passes the fields as received; older code paths may not: rebuild them from the object then.
       const raw = rawHeaders ?? flatten(headers);
-      handler(stream, headers, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0, raw, state.tls);
+      handler(stream, headers, (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0, raw, state);
     });
     this.server.on('sessionError', () => {});
     this.server.on('error', (err) => this.#log.error({ listener: this.#listener, err }, 'http2 error'));
   }
 
   update(config: HttpListenerConfig): void {
+    if (this.#keepAliveMs === config.client.keep_alive_timeout) return;
     this.#keepAliveMs = config.client.keep_alive_timeout;
+    this.#stopSweep();
+    if (this.#sessions.size > 0) this.#startSweep();
+  }
+
+  /**
+   * An idle session (no stream open) is closed after keep_alive_timeout, as NGINX's keepalive_timeout does for HTTP/2;
+   * a session busy with a long response is not. One sweep for all sessions, at a tenth of the timeout (at most a
+   * second late), rather than node:http2's session timeout: that one is re-armed on every frame read or written.
+   */
+  #startSweep(): void {
+    const keepAliveMs = this.#keepAliveMs;
+    if (this.#sweep !== undefined || keepAliveMs <= 0) return;
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const session of this.#sessions) {
+        const state = states.get(session);
+        if (state !== undefined && state.open === 0 && now - state.idleSince >= keepAliveMs && !session.closed) session.close();
+      }
+    }, Math.min(1000, Math.max(10, keepAliveMs / 10)));
+    this.#sweep.unref();
+  }
+
+  #stopSweep(): void {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 
   /** A connection the listener accepted and found to speak HTTP/2; `tls`: its TLS version, '' in clear text. */
@@ -137,6 +217,7 @@ export class Http2Front {
 
   /** Past the drain deadline: every session goes, its streams with it. */
   destroy(): void {
+    this.#stopSweep();
     for (const session of this.#sessions) session.destroy();
   }
 }
