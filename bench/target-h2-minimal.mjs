@@ -3,7 +3,8 @@
  * Ballast's HTTP/2 design as target-undici-minimal.mjs is of its HTTP/1.1 one (issue #15). TLS 1.3 with the given
  * certificate, ALPN h2 only, one undici Pool to the origin (HTTP/1.1 keep-alive), each stream's request sent with
  * `:authority` as Host and its response relayed with the hop-by-hop fields dropped, written with backpressure; a
- * stream the client resets aborts its upstream request. Nothing else: no health, retries, limits, metrics, logs,
+ * stream the client resets aborts its upstream request. The request's own fields go upstream as they came (pseudo-
+ * fields left out), as any proxy must send them. Nothing else: no health, retries, limits, metrics, logs,
  * X-Forwarded-*, request id or timeouts.
  *
  *   node bench/target-h2-minimal.mjs PORT ORIGIN_PORT CERT KEY
@@ -58,10 +59,21 @@ class Handler {
 }
 
 const server = http2.createSecureServer({ cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.3', ALPNProtocols: ['h2'] });
-server.on('stream', (stream, headers, flags) => {
+/** The request's fields for HTTP/1.1: `:authority` as Host (RFC 9113 §8.3.1), the other pseudo-fields left out. */
+function requestHeaders(raw) {
+  const out = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name === ':authority') out.push('host', raw[i + 1]);
+    else if (name.charCodeAt(0) !== 58 /* ':' */) out.push(name, raw[i + 1]);
+  }
+  return out;
+}
+
+server.on('stream', (stream, headers, flags, raw) => {
   stream.on('error', () => {});
   const ended = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-  pool.dispatch({ method: headers[':method'], path: headers[':path'], headers: { host: headers[':authority'] }, body: ended ? null : stream.pipe(new PassThrough()) }, new Handler(stream));
+  pool.dispatch({ method: headers[':method'], path: headers[':path'], headers: requestHeaders(raw), body: ended ? null : stream.pipe(new PassThrough()) }, new Handler(stream));
 });
 server.on('sessionError', () => {});
 server.listen(Number(port), '127.0.0.1');
