@@ -40,8 +40,8 @@ export function summarise(load, pair, runs, command) {
       rounds: rs.map((r) => ({ rps: Math.round(r.rps), requests: r.requests, cpuUsPerReq: round(r.cpuUsPerReq, 1), proxyCores: round(r.proxyCores, 3), loadGenCores: round(r.loadGenCores, 3), originCores: round(r.originCores, 3), otherCores: round(r.foreignCores, 3), disturbed: !quiet(r), meanMs: round(r.meanMs, 3), failed: r.failed + r.non2xx, ...(r.count === undefined ? {} : { count: r.count }) })),
     };
   });
-  const [ballast, nginx] = rows;
-  const byRound = (f) => ballast.rounds.map((b, i) => (nginx.rounds[i] === undefined ? null : { ratio: round(f(b, nginx.rounds[i]), 3), disturbed: b.disturbed || nginx.rounds[i].disturbed })).filter((x) => x !== null);
+  const [ballast, nginx, reference] = rows;
+  const byRound = (f, other = nginx) => ballast.rounds.map((b, i) => (other.rounds[i] === undefined ? null : { ratio: round(f(b, other.rounds[i]), 3), disturbed: b.disturbed || other.rounds[i].disturbed })).filter((x) => x !== null);
   return {
     load: load.name,
     title: load.title,
@@ -55,6 +55,8 @@ export function summarise(load, pair, runs, command) {
       rpsByRound: byRound((b, n) => b.rps / n.rps),
       perCoreByRound: byRound((b, n) => n.cpuUsPerReq / b.cpuUsPerReq),
     },
+    // Ballast against the reference (the minimal proxy of the same design), when one was measured under this load.
+    ...(reference === undefined ? {} : { reference: { label: reference.label, perCore: ballast.perCore / reference.perCore, perCoreByRound: byRound((b, r) => r.cpuUsPerReq / b.cpuUsPerReq, reference) } }),
   };
 }
 
@@ -65,18 +67,22 @@ export function renderTable(summary) {
   for (const s of summary) {
     s.rows.forEach((r, i) => {
       const own = i === 0;
+      // A reference row gets its own ratios to NGINX, plain: they are not Ballast's.
+      const versus = (k) => (i >= 2 ? `${fmt(r[k] / s.rows[1][k], 2)}×` : '');
       const dagger = r.disturbedRounds > 0 ? ` (${r.disturbedRounds}†)` : '';
       const tls = r.tls === undefined ? '–' : `${r.tls.protocol ?? '?'} ${r.tls.cipher ?? '?'}, ${(r.tls.key ?? '?').replace(/ \d+ bits$/, '')}, ${r.tls.alpn ?? '?'}${s.load.startsWith('hs-') ? `, ${r.resumed ? 'resumed' : 'full handshake'}` : ''}`;
       lines.push(
-        `| ${own ? s.load : ''} | ${r.label} | ${fmtInt(r.rps)} | ${own ? `**${fmt(s.ratio.rps, 2)}×** (${rounds(s.ratio.rpsByRound)})` : ''} | ${fmt(r.cpuUsPerReq, 1)} | ${fmtInt(r.perCore)} | ${own ? `**${fmt(s.ratio.perCore, 2)}×** (${rounds(s.ratio.perCoreByRound)})` : ''} | ${fmt(r.proxyCores, 2)} | ${fmt(r.loadCoreBusy, 2)} | ${fmt(r.foreignCores, 2)}${dagger} | ${fmt(r.meanMs, 2)} | ${r.failed} | ${tls} |`,
+        `| ${own ? s.load : ''} | ${r.label} | ${fmtInt(r.rps)} | ${own ? `**${fmt(s.ratio.rps, 2)}×** (${rounds(s.ratio.rpsByRound)})` : versus('rps')} | ${fmt(r.cpuUsPerReq, 1)} | ${fmtInt(r.perCore)} | ${own ? `**${fmt(s.ratio.perCore, 2)}×** (${rounds(s.ratio.perCoreByRound)})` : versus('perCore')} | ${fmt(r.proxyCores, 2)} | ${fmt(r.loadCoreBusy, 2)} | ${fmt(r.foreignCores, 2)}${dagger} | ${fmt(r.meanMs, 2)} | ${r.failed} | ${tls} |`,
       );
     });
   }
+  const references = summary.filter((s) => s.reference !== undefined).map((s) => `${s.load}: Ballast ${fmt(s.reference.perCore, 2)}× the ${s.reference.label} per core (${rounds(s.reference.perCoreByRound)})`);
   const goals = summary.filter((s) => s.goal !== undefined).map((s) => `${s.load}: Ballast ${fmt(s.ratio.rps, 2)}× NGINX's req/s as measured, ${fmt(s.ratio.perCore, 2)}× per core (goal ≥ ${s.goal}×: ${s.ratio.rps >= s.goal ? 'met' : 'not met'} as measured, ${s.ratio.perCore >= s.goal ? 'met' : 'not met'} per core)`);
   return [
     lines.join('\n'),
     '',
     `Medians of the rounds in which other work disturbed neither proxy (all of them if it disturbed every pair), each column on its own; in brackets, Ballast over NGINX round by round (the two measured back to back; † a round other work disturbed). "CPU µs/req": user + system time of all the proxy's processes over the measured run, per 2xx answer. "req/s per core": 1,000,000 ÷ CPU µs/req, what one core fully busy with the proxy would serve: the fair "one core" comparison when a proxy's req/s is capped elsewhere (look at "h2load + origin cores": near 1.0 means the load generator's core was the limit, not the proxy's). "cores": CPU time over wall time ("other": processes outside the benchmark; † rounds where that exceeded ${FOREIGN_LIMIT}). "mean ms": h2load's mean time per request. "failed": requests that failed or were not answered 2xx, over all rounds.`,
+    ...(references.length > 0 ? ['', `Against the reference, the same design with nothing of Ballast's own (round by round in brackets): ${references.join('; ')}.`] : []),
     ...(goals.length > 0 ? ['', `Goals (reported, not asserted): ${goals.join('; ')}.`] : []),
   ].join('\n');
 }

@@ -9,6 +9,9 @@
  *   hs-resumed  the same with resumption on, both servers' default: h2load offers every new connection the session
  *               of its previous one, and both servers resume it from a TLS 1.3 session ticket
  *
+ * The h2 load also measures a reference beside them: target-h2-minimal.mjs, the smallest proxy node:http2 and undici
+ * make (Ballast's design with nothing of Ballast's own), so the table says how far Ballast is from its own ceiling.
+ *
  *   npm run build && node bench/tls.mjs      the full run: prints the table, writes bench/results/tls.json and the
  *                                            TLS section of bench/RESULTS.md (run it after run.js, which rewrites
  *                                            that file whole)
@@ -87,9 +90,14 @@ const LOADS = [
   { name: 'hs-full', title: 'new TLS connection per request, full handshake (resumption off)', argv: ['--h1', '-c', String(CLIENTS), '-H', 'Connection: close'], close: true, tickets: false, goal: 0.5 },
   { name: 'hs-resumed', title: 'new TLS connection per request, resumed (TLS 1.3 session tickets)', argv: ['--h1', '-c', String(CLIENTS), '-H', 'Connection: close'], close: true, tickets: true },
 ];
+/**
+ * `loads`: the only loads a proxy takes part in. The minimal HTTP/2 proxy (target-h2-minimal.mjs) is a reference, not
+ * a peer: the ceiling of Ballast's HTTP/2 design, measured beside it (it speaks h2 alone, so the h2 load alone).
+ */
 const PROXIES = [
   { key: 'ballast', label: 'Ballast', kind: 'ballast', tickets: true },
   { key: 'nginx', label: 'NGINX', kind: 'nginx', tickets: true },
+  { key: 'minimal-h2', label: 'minimal node:http2 + undici proxy (reference)', kind: 'minimal', tickets: true, loads: ['h2'] },
   { key: 'ballast-no-tickets', label: 'Ballast', kind: 'ballast', tickets: false },
   { key: 'nginx-no-tickets', label: 'NGINX', kind: 'nginx', tickets: false },
 ];
@@ -187,6 +195,9 @@ async function startProxy(proxy, { nginx, origin, certificate, noTicketConf }) {
     writeFileSync(file, config);
     command = [process.execPath, CLI, '--config', file];
     if (!proxy.tickets) env = { ...process.env, OPENSSL_CONF: noTicketConf };
+  } else if (proxy.kind === 'minimal') {
+    config = '(none: node bench/target-h2-minimal.mjs PORT ORIGIN_PORT CERT KEY)';
+    command = [process.execPath, path.join(HERE, 'target-h2-minimal.mjs'), String(port), String(origin.port), certificate.cert, certificate.key];
   } else {
     const dir = path.join(tmpDir, proxy.key);
     mkdirSync(dir);
@@ -196,8 +207,10 @@ async function startProxy(proxy, { nginx, origin, certificate, noTicketConf }) {
     command = [nginx.bin, '-p', dir, '-e', path.join(dir, 'error.log'), '-c', file];
   }
   const child = await startServer(proxy.key, command, port, PROXY_CPU, env);
-  await preflight(proxy.key, port);
-  const resumed = await resumes(port);
+  // The minimal proxy offers h2 alone: no HTTPS/1.1 check, and no resumption probe (it takes part in no handshake load).
+  const minimal = proxy.kind === 'minimal';
+  await preflight(proxy.key, port, { h1: !minimal });
+  const resumed = minimal ? proxy.tickets : await resumes(port);
   if (resumed !== proxy.tickets) throw new Error(`${proxy.key}: a second connection was ${resumed ? '' : 'not '}resumed; this target is meant to have resumption ${proxy.tickets ? 'on' : 'off'}`);
   const envNote = proxy.kind === 'ballast' && !proxy.tickets ? 'OPENSSL_CONF=(tickets off) ' : '';
   return { ...proxy, port, child, resumed, config: config.replaceAll(tmpDir, '$TMP'), command: `${envNote}${PIN ? `taskset -c ${PROXY_CPU} ` : ''}${command.map((a) => a.replaceAll(tmpDir, '$TMP').replace(process.execPath, 'node').replace(ROOT + path.sep, '')).join(' ')}` };
@@ -310,8 +323,8 @@ async function main() {
   writeFileSync(noTicketConf, NO_TICKET_OPENSSL_CONF);
 
   const versions = toolVersions({ root: ROOT, nginxBin, h2loadBin });
-  const needed = PROXIES.filter((p) => loads.some((l) => l.tickets === p.tickets));
-  const runs = loads.length * 2 * ROUNDS;
+  const needed = PROXIES.filter((p) => loads.some((l) => takesPart(p, l)));
+  const runs = ROUNDS * loads.reduce((n, l) => n + PROXIES.filter((p) => takesPart(p, l)).length, 0);
   log(`Ballast TLS bench: ${loads.map((l) => l.name).join(', ')}; ${runs} runs of about ${WARMUP}s + ${DURATION}s (about ${Math.ceil((runs * (WARMUP + DURATION + 1) + needed.length * 2 * PREWARM) / 60)} min, plus quiet waits)`);
   log(`${versions.node}, ${versions.nginx}, ${versions.h2load}; ${PIN ? `proxies on CPU ${PROXY_CPU}, h2load and the origin on CPU ${LOAD_CPU} (taskset)` : 'no CPU pinning'}`);
 
@@ -326,14 +339,14 @@ async function main() {
 
   if (PREWARM > 0) {
     for (const p of Object.values(proxies)) {
-      for (const load of loads.filter((l) => l.tickets === p.tickets)) await warmUp(load, `https://127.0.0.1:${p.port}/`, PREWARM);
+      for (const load of loads.filter((l) => takesPart(p, l))) await warmUp(load, `https://127.0.0.1:${p.port}/`, PREWARM);
     }
   }
 
   const results = new Map(loads.map((l) => [l.name, new Map()]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const load of loads) {
-      const pair = PROXIES.filter((p) => p.tickets === load.tickets).map((p) => proxies[p.key]);
+      const pair = PROXIES.filter((p) => takesPart(p, load)).map((p) => proxies[p.key]);
       for (const proxy of round % 2 === 0 ? pair : [...pair].reverse()) {
         const r = await measure(load, proxy, ctx);
         const runsOf = results.get(load.name);
@@ -344,7 +357,7 @@ async function main() {
     }
   }
 
-  const summary = loads.map((load) => summarise(load, PROXIES.filter((p) => p.tickets === load.tickets).map((p) => proxies[p.key]), results.get(load.name), commandOf(load)));
+  const summary = loads.map((load) => summarise(load, PROXIES.filter((p) => takesPart(p, load)).map((p) => proxies[p.key]), results.get(load.name), commandOf(load)));
   const table = renderTable(summary);
   process.stdout.write(`\n${table}\n`);
 
@@ -366,6 +379,11 @@ async function main() {
 
   for (const p of Object.values(proxies)) await stop(p.child);
   await stop(origin.child);
+}
+
+/** Whether a proxy is measured under a load: the pair with its resumption setting, and a reference only where it can. */
+function takesPart(proxy, load) {
+  return proxy.tickets === load.tickets && (proxy.loads === undefined || proxy.loads.includes(load.name));
 }
 
 function onPath(bin) {
