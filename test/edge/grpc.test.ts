@@ -167,6 +167,33 @@ describe('gRPC through Ballast', () => {
   });
 });
 
+describe('gRPC and the client timeouts', () => {
+  it('a streaming call may last longer than client.request_timeout: its deadline is its own grpc-timeout', async () => {
+    const origin = await startGrpcOrigin('long');
+    const b = await startBallast(config([origin]).replace('    routes:', '    client: { headers_timeout: 300ms, request_timeout: 300ms }\n    routes:'));
+    const c = client(b);
+    try {
+      const call = c.chat();
+      const got: string[] = [];
+      call.on('data', (m: Buffer) => got.push(m.toString()));
+      const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+      call.on('error', () => {});
+      // Eight messages 100 ms apart: the request stays open well past 300 ms.
+      for (let i = 0; i < 8; i++) {
+        call.write(Buffer.from(`m${i}`));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      call.end();
+      expect((await status).code).toBe(grpc.status.OK);
+      expect(got).toHaveLength(8);
+    } finally {
+      c.close();
+      await b.stop();
+      await origin.stop();
+    }
+  });
+});
+
 describe('gRPC failures', () => {
   it('a killed origin gives UNAVAILABLE (no retries configured) and the next call goes to another server', async () => {
     const origins = [await startGrpcOrigin('alpha'), await startGrpcOrigin('beta')];

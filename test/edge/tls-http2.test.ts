@@ -8,6 +8,7 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createCertificateAuthority, type CertificateAuthority, type Pem } from '../helpers/certs.js';
@@ -303,6 +304,40 @@ describe('HTTP/2 under attack and at shutdown', () => {
       session.close();
     } finally {
       await b.stop();
+    }
+  });
+
+  it('client.request_timeout bounds a stream whose body trickles in under body_timeout: 408, the upstream request aborted', async () => {
+    const sink = await startOrigin('sink');
+    // Whether a request the origin was sent closed before its body was all there: Ballast gave up on it.
+    let aborted = false;
+    sink.server.on('request', (req: IncomingMessage) => req.on('close', () => (aborted ||= !req.complete)));
+    const b = await startBallast(tlsConfig('', '    client: { headers_timeout: 400ms, request_timeout: 400ms, body_timeout: 10s }').replace(origin.address, sink.address));
+    try {
+      const session = await h2connect(`https://127.0.0.1:${b.port}`, { ca: ca.cert, servername: 'shop.test' });
+      // A byte every 100 ms: never silent for body_timeout, never done.
+      const started = Date.now();
+      const stream = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'shop.test' });
+      const drip = setInterval(() => stream.write('x'), 100);
+      const [head] = (await once(stream, 'response')) as [Record<string, string | number>];
+      clearInterval(drip);
+      const waited = Date.now() - started;
+      expect(head[':status']).toBe(408);
+      expect(head['x-ballast-error']).toBe('client_timeout');
+      expect(waited).toBeGreaterThanOrEqual(350);
+      expect(waited).toBeLessThan(3000);
+      stream.on('error', () => {});
+      stream.resume();
+      await once(stream, 'close');
+      await waitFor(() => aborted, { what: () => 'the upstream request to be aborted' });
+      expect(sink.received).toHaveLength(1);
+      // A body sent in time, and a GET, are untouched by it.
+      expect(JSON.parse((await h2request(session, { ':path': '/upload', ':authority': 'shop.test' }, 'all of it')).body)).toMatchObject({ bodyBytes: 9 });
+      expect((await h2request(session, { ':path': '/get', ':authority': 'shop.test' })).status).toBe(200);
+      session.close();
+    } finally {
+      await b.stop();
+      await sink.close();
     }
   });
 

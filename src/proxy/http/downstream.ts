@@ -52,6 +52,11 @@ export interface Downstream {
   watchSend(ms: number, onStall: () => void): void;
   /** Calls `onSlow` if `ms` pass between two reads of the request body, until the body is complete. */
   watchBody(ms: number, onSlow: () => void): void;
+  /**
+   * Calls `onLate` if the request is not all here `ms` after it began (`client.request_timeout`). Absent where the
+   * server enforces that itself (node:http answers 408 on its own).
+   */
+  watchRequest?(ms: number, onLate: () => void): void;
   /** Calls `listener` once if the client goes away before the response is complete (at once if it has already). */
   onGone(listener: () => void): void;
   /** The exchange is over, its access line written: the connection may start its next request. */

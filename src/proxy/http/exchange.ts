@@ -123,6 +123,7 @@ export class Exchange implements AttemptOwner {
         this.#current?.bodySent(this.#tryTimeout());
       },
       slow: () => this.#blameClient(FAILURES.clientTimeout, 'client too slow to send its request body'),
+      late: () => this.#blameClient(FAILURES.clientTimeout, 'client.request_timeout'),
       tooLarge: () => this.#blameClient(FAILURES.bodyTooLarge, `body over max_body_size ${limits.maxBodySize}`),
     });
     if (typeof body === 'string') {

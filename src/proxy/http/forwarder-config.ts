@@ -34,7 +34,7 @@ export interface CompiledRoute {
   readonly hashKey: HashKeyReader | undefined;
   readonly sticky: StickySessions | undefined;
   /** The client limits in force on this route: the listener's, or the route's own. */
-  readonly client: { readonly maxBodySize: number; readonly bodyTimeoutMs: number; readonly sendTimeoutMs: number };
+  readonly client: { readonly maxBodySize: number; readonly bodyTimeoutMs: number; readonly requestTimeoutMs: number; readonly sendTimeoutMs: number };
   /** `client.rate_limit` in force on this route, if any. */
   readonly rateLimit: RouteRateLimit | undefined;
 }
@@ -74,7 +74,7 @@ export function compileForwarder(config: HttpListenerConfig, deps: HttpListenerD
       metrics: deps.metrics.forRoute(config.name, upstream.name),
       hashKey: isHashing(upstream.config.balance) ? compileHashKey(upstream.config.hash_key) : undefined,
       sticky: sticky === undefined ? undefined : new StickySessions(sticky.cookie, sticky.ttl, () => upstream.stickyTable),
-      client: { maxBodySize: route.client?.max_body_size ?? config.client.max_body_size, bodyTimeoutMs: config.client.body_timeout, sendTimeoutMs: config.client.send_timeout },
+      client: { maxBodySize: route.client?.max_body_size ?? config.client.max_body_size, bodyTimeoutMs: config.client.body_timeout, requestTimeoutMs: config.client.request_timeout, sendTimeoutMs: config.client.send_timeout },
       rateLimit: limit === undefined
         ? undefined
         : compileRateLimit(limit, `${config.name}\u0000${scope}`, limiters, used, monotonic, deps.metrics.rateLimitedCell(config.name, String(route.index)), trusted),

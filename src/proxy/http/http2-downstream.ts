@@ -47,6 +47,7 @@ export class Http2Downstream implements Downstream {
   #sendTimeoutMs = 0;
   #onStall: (() => void) | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
+  #requestTimer: NodeJS.Timeout | undefined;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[], endStream: boolean, connection: Http2Connection) {
     this.stream = stream;
@@ -197,6 +198,19 @@ export class Http2Downstream implements Downstream {
     stream.once('end', () => stream.setTimeout(0));
   }
 
+  /**
+   * `client.request_timeout` for a stream with a body: node:http2 has no such limit (node:http does, for HTTP/1.1).
+   * Not for a gRPC call: its deadline is its own `grpc-timeout`, and a streaming call may rightly send for as long as
+   * it lasts (Envoy's advice is to turn its request timeout off for gRPC streams).
+   */
+  watchRequest(ms: number, onLate: () => void): void {
+    if (this.grpc) return;
+    const timer = setTimeout(onLate, ms);
+    timer.unref();
+    this.#requestTimer = timer;
+    this.stream.once('end', () => clearTimeout(timer));
+  }
+
   onGone(listener: () => void): void {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) {
@@ -209,6 +223,7 @@ export class Http2Downstream implements Downstream {
 
   done(): void {
     clearTimeout(this.#stallTimer);
+    clearTimeout(this.#requestTimer);
     unwatchClose(this.stream);
   }
 

@@ -1,5 +1,6 @@
 /**
  * A request body on its way upstream, and the client-side limits on it: `client.body_timeout` between two reads,
+ * `client.request_timeout` for the whole of it where node:http does not enforce that itself (an HTTP/2 stream),
  * `client.max_body_size` (counted on the way for a body of unknown length), and, when it must be replayable
  * (`retry.buffer_body`), read whole before the first attempt.
  */
@@ -12,6 +13,8 @@ export interface UploadEvents {
   complete(): void;
   /** `body_timeout` passed between two reads. */
   slow(): void;
+  /** `request_timeout` passed with the body still arriving (a downstream that enforces it here: HTTP/2). */
+  late(): void;
   /** The body grew past `max_body_size`. */
   tooLarge(): void;
 }
@@ -21,6 +24,8 @@ export interface BodyLimits {
   readonly maxBodySize: number;
   /** 0: no limit. */
   readonly bodyTimeoutMs: number;
+  /** 0: no limit. */
+  readonly requestTimeoutMs: number;
 }
 
 export class RequestBody {
@@ -52,6 +57,11 @@ export class RequestBody {
     if (limits.bodyTimeoutMs > 0) {
       down.watchBody(limits.bodyTimeoutMs, () => {
         if (this.waitingForClient) events.slow();
+      });
+    }
+    if (limits.requestTimeoutMs > 0) {
+      down.watchRequest?.(limits.requestTimeoutMs, () => {
+        if (this.uploading) events.late();
       });
     }
     this.payload = limits.maxBodySize > 0 && length === undefined ? new SizeLimit(body, limits.maxBodySize, () => events.tooLarge()) : body;
