@@ -29,12 +29,22 @@ class Handler {
   constructor(stream) {
     this.stream = stream;
     this.abort = undefined;
+    this.gone = false;
+    this.finished = false;
+    // The one thing no proxy can leave out: a stream reset before its response is done releases the upstream request
+    // (tracked here: writableFinished did not tell a stream reset by its client from one whose response ended).
+    // Without it, each h2load run that stops with streams in flight leaves their responses paused on their pooled
+    // connections for good, and a few runs exhaust the pool.
     stream.on('close', () => {
-      if (!stream.writableFinished) this.abort?.(new Error('stream reset'));
+      if (this.finished) return;
+      this.gone = true;
+      this.abort?.(new Error('stream reset'));
     });
   }
   onConnect(abort) {
     this.abort = abort;
+    // Reset while it waited for a connection: not sent at all (else its paused response holds the connection forever).
+    if (this.gone) abort(new Error('stream reset'));
   }
   onHeaders(status, raw, resume) {
     const headers = { ':status': status };
@@ -42,7 +52,10 @@ class Handler {
       const name = raw[i].toString('latin1').toLowerCase();
       if (!HOP.has(name)) headers[name] = raw[i + 1].toString('latin1');
     }
-    if (this.stream.destroyed) return false;
+    if (this.stream.destroyed) {
+      this.abort?.(new Error('stream reset'));
+      return false;
+    }
     this.stream.respond(headers);
     this.stream.on('drain', resume);
     return true;
@@ -51,9 +64,11 @@ class Handler {
     return this.stream.destroyed || this.stream.write(chunk);
   }
   onComplete() {
+    this.finished = true;
     if (!this.stream.destroyed) this.stream.end();
   }
   onError() {
+    this.finished = true;
     if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
   }
 }

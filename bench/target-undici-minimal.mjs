@@ -26,16 +26,21 @@ class Handler {
     this.res = res;
     this.resume = undefined;
     this.abort = undefined;
+    this.gone = false;
     res.on('drain', () => this.resume?.());
     // The one thing no proxy can leave out: a client that leaves mid-response must release the upstream request.
     // Without it, a response paused by a gone client's failed write holds its pooled connection forever, and after
     // a run that closes hundreds of connections mid-request (small-500) the pools are exhausted.
     res.on('close', () => {
-      if (!res.writableFinished) this.abort?.(new Error('client closed'));
+      if (res.writableFinished) return;
+      this.gone = true;
+      this.abort?.(new Error('client closed'));
     });
   }
   onConnect(abort) {
     this.abort = abort;
+    // Gone while it waited for a connection: not sent at all (else its paused response holds the connection forever).
+    if (this.gone) abort(new Error('client closed'));
   }
   onHeaders(status, raw, resume) {
     this.resume = resume;
