@@ -34,8 +34,13 @@ it('streams 1 GiB through the proxy with flat memory', { timeout: 30_000 }, asyn
       sent += chunk.length;
       if (!client.write(chunk)) {
         await new Promise<void>((resolve, reject) => {
-          client.once('drain', resolve);
-          client.once('close', () => reject(new Error('closed mid-stream')));
+          const closed = (): void => reject(new Error('closed mid-stream'));
+          client.once('close', closed);
+          // One close listener per wait, removed when the wait ends (they added up to a MaxListeners warning).
+          client.once('drain', () => {
+            client.off('close', closed);
+            resolve();
+          });
         });
       }
       // A bounded stall guard: the whole test must finish in seconds on loopback.
