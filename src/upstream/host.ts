@@ -12,6 +12,10 @@ import type { Clock } from '../util/clock.js';
 import { PeakEwma } from '../balancer/peak-ewma.js';
 import type { ServerConfig, UpstreamConfig } from '../config/schema.js';
 import { Transport } from './transport.js';
+import { Http2Pool, type ServerPool } from './http2-pool.js';
+
+/** An idle connection to a server is retired after this: below Node's own 5 s server keep-alive, so Ballast closes it before the origin does. */
+const IDLE_CONNECTION_MS = 4000;
 
 /** A server's name everywhere (logs, metrics, /status, hashing): "10.0.0.1:8080" or "[::1]:80". */
 export function serverName(server: ServerConfig): string {
@@ -31,7 +35,8 @@ export class Host implements BalancedHost {
   /** Written only through `reconfigure` (a discovered SRV record's weight or priority changed). */
   weight: number;
   backup: boolean;
-  readonly pool: Pool;
+  /** undici's Pool for `http1`, node:http2 sessions for `http2` (http2-pool.ts says why). */
+  readonly pool: ServerPool;
   /** Clear text or TLS, HTTP/1.1 or HTTP/2: shared with the active health checks, so they reach the server as traffic does. */
   readonly transport: Transport;
   /**
@@ -78,24 +83,35 @@ export class Host implements BalancedHost {
     this.availableSince = clock();
     this.latency = new PeakEwma({ decayMs: upstream.ewma_decay, clock });
     this.transport = new Transport(server.address, upstream);
-    this.pool = new Pool(this.transport.origin, {
+    this.pool = this.transport.http2 ? this.#http2Pool(upstream) : this.#http1Pool(upstream);
+  }
+
+  #http1Pool(upstream: UpstreamConfig): ServerPool {
+    const pool = new Pool(this.transport.origin, {
       ...this.transport.clientOptions(),
       connections: upstream.limits.max_connections,
-      // One request at a time per connection, HTTP/2 included. undici's HTTP/2 client holds a POST, or any request
-      // with a streamed body, until every stream in flight on its session has ended (client-h2.js `busy`): with
-      // several streams per connection a gRPC call would wait behind a long-lived stream (and time out). So HTTP/2
-      // streams are not multiplexed here: each concurrent request has its own connection, as with HTTP/1.1.
       pipelining: 1,
       headersTimeout: upstream.timeouts.request,
       bodyTimeout: upstream.timeouts.idle,
-      // Below Node's own 5 s server keep-alive, so an idle connection is retired before the origin closes it.
-      keepAliveTimeout: 4000,
+      keepAliveTimeout: IDLE_CONNECTION_MS,
     });
     // A Pool is an EventEmitter; connection errors also reach each request's handler, so this only keeps them quiet.
-    this.pool.on('connectionError', () => {});
+    pool.on('connectionError', () => {});
     // undici writes the first request queued for a new connection in the same tick as it reports the connection.
-    this.pool.on('connect', () => {
+    pool.on('connect', () => {
       this.#freshConnection = true;
+    });
+    return pool;
+  }
+
+  #http2Pool(upstream: UpstreamConfig): ServerPool {
+    return new Http2Pool(this.transport, {
+      maxSessions: upstream.limits.max_connections,
+      connectTimeoutMs: upstream.timeouts.connect,
+      idleTimeoutMs: IDLE_CONNECTION_MS,
+      connected: () => {
+        this.#freshConnection = true;
+      },
     });
   }
 

@@ -1,0 +1,430 @@
+/**
+ * The connections to one `protocol: http2` server: node:http2 sessions, each carrying many requests at once
+ * (RFC 9113 §5), where an `http1` server has an undici Pool.
+ *
+ * Why not undici's HTTP/2 client (`allowH2`): it starts no non-idempotent request (every gRPC call is a POST) and no
+ * request with a streamed body while another stream is open on the same connection (client-h2.js `busy`). So with
+ * several streams per connection a gRPC call waits behind a long-lived one, and with one stream per connection (what
+ * Ballast did before) every concurrent call takes a connection of its own: `limits.max_connections` long-lived calls
+ * exhaust the pool. Here a request takes the first session with room for one more stream, up to the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS and at most MAX_STREAMS; a session is opened only when every one is full, up to
+ * `limits.max_connections` sessions; beyond that requests wait in order (Envoy's HTTP/2 connection pool does the same).
+ *
+ * It keeps undici's dispatch-handler contract (onConnect with an abort, onHeaders with raw headers, onData returning
+ * false to pause, onComplete with the trailers, onError; undici's error codes), so an attempt (proxy/http/attempt.ts)
+ * drives either pool the same way, and a request is handed to `onConnect` only once a session is ready: a
+ * request that fails before it is reports a connect failure, never a request the server may have seen.
+ */
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type SecureClientSessionOptions } from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Transport } from './transport.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+/**
+ * Streams per session at most, and until the server's SETTINGS say otherwise: RFC 9113 §6.5.2 advises a server
+ * allow at least 100, and Node's server allows any number by default. More streams per connection would only put
+ * more requests behind one TCP connection's losses.
+ */
+export const MAX_STREAMS = 100;
+
+/**
+ * The session's receive window (RFC 9113 §6.9.2 starts it at 65,535 bytes, shared by every stream): room for each of
+ * MAX_STREAMS streams to fill its own default window, so one busy stream does not stall the others. A stream whose
+ * client reads slowly still holds at most its own window (64 KiB).
+ */
+const SESSION_WINDOW = MAX_STREAMS * 65_535;
+
+/** What the pool calls, in undici's order: an Attempt (proxy/http/attempt.ts) is one. */
+export interface StreamHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: IncomingHttpHeaders | null): void;
+  onError(err: Error): void;
+}
+
+/** A server's connection pool, whichever the protocol: undici's Pool, or Http2Pool. */
+export interface ServerPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler & StreamHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export interface Http2PoolOptions {
+  /** Sessions at most (`limits.max_connections`). */
+  readonly maxSessions: number;
+  readonly connectTimeoutMs: number;
+  /** A session without a stream for this long is closed (GOAWAY), as undici retires an idle keep-alive connection. */
+  readonly idleTimeoutMs: number;
+  /** A session is ready: its first request is the next one handed to `onConnect` (host.ts `takeFreshConnection`). */
+  readonly connected: () => void;
+}
+
+function codedError(message: string, code: string, cause?: unknown): Error & { code: string } {
+  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code });
+}
+
+/**
+ * A stream the server refused (RST_STREAM REFUSED_STREAM, or beyond the last stream id of its GOAWAY): RFC 9113
+ * §8.7 guarantees it was not processed, so it is a connect failure whatever the method, and safe to retry.
+ */
+export function refusedStream(): Error {
+  return Object.assign(codedError('upstream refused the stream (not processed, RFC 9113 §8.7)', 'UND_ERR_SOCKET'), { unprocessed: true });
+}
+
+class Session {
+  readonly h2: ClientHttp2Session;
+  streams = 0;
+  /** Connected, and the server's SETTINGS are in (RFC 9113 §3.4): its stream limit is known. */
+  ready = false;
+  /** Takes no new stream: a GOAWAY came or went, or the session is being closed. */
+  closing = false;
+  maxStreams = MAX_STREAMS;
+  idleSince = performance.now();
+  /** Why it failed, for the requests waiting on it. */
+  error: Error | undefined;
+
+  constructor(h2: ClientHttp2Session) {
+    this.h2 = h2;
+  }
+
+  get open(): boolean {
+    return this.ready && !this.closing && this.streams < this.maxStreams;
+  }
+}
+
+export class Http2Pool implements ServerPool {
+  readonly #transport: Transport;
+  readonly #options: Http2PoolOptions;
+  readonly #scheme: string;
+  readonly #sessions: Session[] = [];
+  /** Requests waiting for a stream, in order. */
+  #queue: Http2Request[] = [];
+  #streams = 0;
+  #sweep: NodeJS.Timeout | undefined;
+  #closing = false;
+  #whenClosed: (() => void) | undefined;
+
+  constructor(transport: Transport, options: Http2PoolOptions) {
+    this.#transport = transport;
+    this.#options = options;
+    this.#scheme = transport.tls ? 'https' : 'http';
+  }
+
+  dispatch(options: Dispatcher.DispatchOptions, handler: StreamHandler): boolean {
+    if (this.#closing) {
+      handler.onError(codedError('the server\'s connection pool is closed', 'UND_ERR_CLOSED'));
+      return false;
+    }
+    const request = new Http2Request(this, options, handler);
+    const session = this.#available();
+    if (session !== undefined) this.#start(request, session);
+    else {
+      this.#queue.push(request);
+      this.#grow();
+    }
+    return true;
+  }
+
+  /** Finishes what is in flight and queued, then closes every session (undici's Pool.close does the same). */
+  close(): Promise<void> {
+    this.#closing = true;
+    return new Promise((resolve) => {
+      this.#whenClosed = resolve;
+      this.#closeIfDone();
+    });
+  }
+
+  /** Fails what waits and resets what is in flight. */
+  destroy(): Promise<void> {
+    this.#closing = true;
+    const err = codedError('the server\'s connection pool was destroyed', 'UND_ERR_DESTROYED');
+    for (const request of this.#takeQueue()) request.fail(err);
+    const closed = this.#sessions.map((s) => new Promise<void>((resolve) => {
+      if (s.h2.closed && s.h2.destroyed) resolve();
+      else s.h2.once('close', () => resolve());
+      s.h2.destroy(err);
+    }));
+    return Promise.all(closed).then(() => undefined);
+  }
+
+  /** The request headers as node:http2 takes them: the pseudo-header fields (RFC 9113 §8.3.1), `host` as `:authority`. */
+  headersOf(options: Dispatcher.DispatchOptions): OutgoingHttpHeaders {
+    // No prototype: a field named `constructor` or `__proto__` is a field like any other.
+    const out: OutgoingHttpHeaders = Object.create(null) as OutgoingHttpHeaders;
+    out[':method'] = options.method;
+    out[':scheme'] = this.#scheme;
+    out[':path'] = options.path;
+    const raw = options.headers as readonly string[];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      const value = raw[i + 1]!;
+      if (name === 'host') {
+        out[':authority'] = value;
+        continue;
+      }
+      const previous = out[name];
+      out[name] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [String(previous), value];
+    }
+    return out;
+  }
+
+  /** A stream of `session` ended: its room goes to the next request waiting. */
+  streamClosed(session: Session): void {
+    session.streams--;
+    this.#streams--;
+    if (session.streams === 0) session.idleSince = performance.now();
+    this.#drain();
+    this.#closeIfDone();
+  }
+
+  #available(): Session | undefined {
+    for (const s of this.#sessions) if (s.open) return s;
+    return undefined;
+  }
+
+  #start(request: Http2Request, session: Session): void {
+    session.streams++;
+    this.#streams++;
+    request.start(session);
+  }
+
+  #drain(): void {
+    while (this.#queue.length > 0) {
+      const session = this.#available();
+      if (session === undefined) return this.#grow();
+      this.#start(this.#queue.shift()!, session);
+    }
+  }
+
+  /** Opens a session when what is connecting cannot take every request waiting. */
+  #grow(): void {
+    if (this.#closing) return;
+    let room = 0;
+    for (const s of this.#sessions) if (!s.ready && !s.closing) room += MAX_STREAMS;
+    if (this.#queue.length > room && this.#sessions.length < this.#options.maxSessions) this.#open();
+  }
+
+  #open(): void {
+    const transport = this.#transport;
+    const options: SecureClientSessionOptions = {
+      ...transport.tlsOptions,
+      // RFC 9113 §6.5.2: the server's limit is not known before its SETTINGS; assume the advised floor.
+      peerMaxConcurrentStreams: MAX_STREAMS,
+      settings: { enablePush: false },
+    };
+    const h2 = http2.connect(transport.origin, options);
+    const session = new Session(h2);
+    this.#sessions.push(session);
+    const timer = setTimeout(() => h2.destroy(codedError(`connect timeout after ${this.#options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT')), this.#options.connectTimeoutMs);
+    timer.unref();
+    // The process lives by its listeners; a session to an origin keeps nothing alive.
+    h2.unref();
+    // Ready once the server's SETTINGS arrive, not on connect: a stream sent before them could exceed a limit below
+    // MAX_STREAMS, and the server would refuse it. The server sends them first thing (its connection preface).
+    h2.on('remoteSettings', (settings) => {
+      session.maxStreams = Math.max(1, Math.min(MAX_STREAMS, settings.maxConcurrentStreams ?? MAX_STREAMS));
+      if (!session.ready) {
+        clearTimeout(timer);
+        session.ready = true;
+        h2.setLocalWindowSize(SESSION_WINDOW);
+        session.idleSince = performance.now();
+        this.#options.connected();
+        this.#startSweep();
+      }
+      this.#drain();
+    });
+    // Node closes the session once its open streams are done (those beyond the GOAWAY's last id are refused).
+    h2.on('goaway', () => {
+      session.closing = true;
+      this.#grow();
+    });
+    h2.on('error', (err: Error & { code?: string }) => {
+      session.error = err.code === undefined ? codedError(err.message, 'UND_ERR_SOCKET', err) : err;
+    });
+    h2.on('close', () => {
+      clearTimeout(timer);
+      session.closing = true;
+      this.#sessions.splice(this.#sessions.indexOf(session), 1);
+      // Never ready: every request waiting counted on it, and the server could not be reached.
+      if (!session.ready) this.#failQueued(session.error ?? codedError('upstream closed the connection before it was ready', 'UND_ERR_SOCKET'));
+      this.#drain();
+      this.#closeIfDone();
+    });
+  }
+
+  /** The server could not be reached: what waits for it fails as a connect failure (and may be retried elsewhere). */
+  #failQueued(err: Error): void {
+    if (this.#sessions.some((s) => !s.closing)) return;
+    for (const request of this.#takeQueue()) request.fail(err);
+  }
+
+  #takeQueue(): Http2Request[] {
+    const queue = this.#queue;
+    this.#queue = [];
+    return queue;
+  }
+
+  /** Idle sessions are closed by one sweep per pool, not a timer re-armed on every stream. */
+  #startSweep(): void {
+    if (this.#sweep !== undefined) return;
+    const idle = this.#options.idleTimeoutMs;
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const s of this.#sessions) {
+        if (s.ready && !s.closing && s.streams === 0 && now - s.idleSince >= idle) {
+          s.closing = true;
+          s.h2.close();
+        }
+      }
+      if (this.#sessions.length === 0) {
+        clearInterval(this.#sweep);
+        this.#sweep = undefined;
+      }
+    }, Math.max(100, Math.floor(idle / 4)));
+    this.#sweep.unref();
+  }
+
+  #closeIfDone(): void {
+    if (!this.#closing || this.#streams > 0 || this.#queue.length > 0) return;
+    for (const s of this.#sessions) {
+      if (!s.closing) {
+        s.closing = true;
+        s.h2.close();
+      }
+    }
+    if (this.#sessions.length > 0 || this.#whenClosed === undefined) return;
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    const resolve = this.#whenClosed;
+    this.#whenClosed = undefined;
+    resolve();
+  }
+}
+
+/** One request on one stream, reported to its handler as undici would. */
+class Http2Request {
+  readonly #pool: Http2Pool;
+  readonly #options: Dispatcher.DispatchOptions;
+  readonly #handler: StreamHandler;
+  #session: Session | undefined;
+  #stream: ClientHttp2Stream | undefined;
+  /** onComplete or onError was called: nothing more is reported. */
+  #done = false;
+  #responded = false;
+  #trailers: IncomingHttpHeaders | null = null;
+  #error: Error | undefined;
+
+  constructor(pool: Http2Pool, options: Dispatcher.DispatchOptions, handler: StreamHandler) {
+    this.#pool = pool;
+    this.#options = options;
+    this.#handler = handler;
+  }
+
+  /** Failed before it had a stream (the server could not be reached, or the pool was destroyed). */
+  fail(err: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#handler.onError(err);
+  }
+
+  start(session: Session): void {
+    this.#session = session;
+    this.#handler.onConnect(this.#abort);
+    // Aborted in onConnect (the attempt was given up while it waited): nothing is sent.
+    if (this.#done) return this.#release();
+    const options = this.#options;
+    const body = options.body as Buffer | Readable | null | undefined;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.h2.request(this.#pool.headersOf(options), { endStream: body === null || body === undefined });
+    } catch (err) {
+      // A field node:http2 will not send: the request is refused here, and the server is not to blame.
+      this.#release();
+      return this.fail(codedError(`request not sent over HTTP/2: ${(err as Error).message}`, 'UND_ERR_INVALID_ARG', err));
+    }
+    this.#stream = stream;
+    stream.on('response', this.#onResponse);
+    stream.on('trailers', (trailers: IncomingHttpHeaders) => {
+      this.#trailers = trailers;
+    });
+    stream.on('end', this.#onEnd);
+    stream.on('error', (err: Error) => {
+      this.#error ??= err;
+    });
+    stream.on('timeout', () => this.#abort(codedError(`upstream sent nothing for ${options.bodyTimeout} ms`, 'UND_ERR_BODY_TIMEOUT')));
+    stream.on('close', this.#onClose);
+    if (body === null || body === undefined) return;
+    if (Buffer.isBuffer(body)) stream.end(body);
+    // pipe, not pipeline: a stream reset must not destroy the client's own request stream, which still gets its answer.
+    else body.pipe(stream);
+  }
+
+  readonly #onResponse = (headers: IncomingHttpHeaders): void => {
+    if (this.#done) return;
+    const stream = this.#stream!;
+    this.#responded = true;
+    const idle = this.#options.bodyTimeout;
+    if (idle !== undefined && idle !== null && idle > 0) stream.setTimeout(idle);
+    if (!this.#handler.onHeaders(Number(headers[':status']), rawHeaders(headers), () => stream.resume(), '')) stream.pause();
+    if (this.#done) return;
+    stream.on('data', (chunk: Buffer) => {
+      if (!this.#done && !this.#handler.onData(chunk)) stream.pause();
+    });
+  };
+
+  readonly #onEnd = (): void => {
+    if (this.#done || !this.#responded) return;
+    this.#done = true;
+    this.#detachBody();
+    this.#handler.onComplete(this.#trailers);
+  };
+
+  readonly #onClose = (): void => {
+    this.#release();
+    if (this.#done) return;
+    const stream = this.#stream!;
+    const err = !this.#responded && stream.rstCode === NGHTTP2_REFUSED_STREAM
+      ? refusedStream()
+      : codedError(`upstream closed the stream${stream.rstCode ? ` (RST_STREAM code ${stream.rstCode})` : ''}${this.#error === undefined ? '' : `: ${this.#error.message}`}`, 'UND_ERR_SOCKET', this.#error);
+    this.fail(err);
+  };
+
+  /** The handler's abort: the stream is cancelled (RST_STREAM CANCEL), and onError says why, as undici does. */
+  readonly #abort = (err?: Error): void => {
+    if (this.#done) return;
+    this.#detachBody();
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.closed) stream.close(NGHTTP2_CANCEL);
+    this.fail(err ?? codedError('request aborted', 'UND_ERR_ABORTED'));
+  };
+
+  #detachBody(): void {
+    const body = this.#options.body;
+    if (this.#stream !== undefined && body !== null && body !== undefined && !Buffer.isBuffer(body)) (body as Readable).unpipe(this.#stream);
+  }
+
+  /** Gives the stream's room in its session back, once. */
+  #release(): void {
+    const session = this.#session;
+    if (session === undefined) return;
+    this.#session = undefined;
+    this.#pool.streamClosed(session);
+  }
+}
+
+/** The response fields as undici hands them to onHeaders: name/value pairs, a repeated field once per value. */
+function rawHeaders(headers: IncomingHttpHeaders): Buffer[] {
+  const raw: Buffer[] = [];
+  for (const name in headers) {
+    // Pseudo-header fields (`:status`) are not fields of the response (RFC 9113 §8.3).
+    if (name.charCodeAt(0) === 58) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) raw.push(Buffer.from(name, 'latin1'), Buffer.from(v, 'latin1'));
+    else raw.push(Buffer.from(name, 'latin1'), Buffer.from(String(value), 'latin1'));
+  }
+  return raw;
+}
