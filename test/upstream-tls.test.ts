@@ -145,6 +145,23 @@ describe('TLS to origins', () => {
 });
 
 describe('HTTP/2 to origins', () => {
+  it('refuses an HTTP/2 origin whose certificate another CA signed, and one that does not offer h2: 502, connect failures', async () => {
+    const origin = await h2Origin(true);
+    const strict = await ballast(tlsConfig([origin.address], `{ ca: ${otherCa.certPath} }`, '    protocol: http2\n    retry: { attempts: 1 }'));
+    const res = await get(strict.url('/'));
+    expect(res.status).toBe(502);
+    expect(res.headers['x-ballast-error']).toBe('upstream_connect_failed');
+    expect(origin.seen).toHaveLength(0);
+    // ALPN: `protocol: http2` over TLS offers h2 alone, so an HTTP/1.1-only origin is not reached at all.
+    const h1Only = await httpsOrigin();
+    const b = await ballast(tlsConfig([h1Only.address], `{ ca: ${ca.certPath} }`, '    protocol: http2\n    retry: { attempts: 1 }'));
+    const refused = await get(b.url('/'));
+    expect(refused.status).toBe(502);
+    expect(refused.headers['x-ballast-error']).toBe('upstream_connect_failed');
+    expect(h1Only.seen).toHaveLength(0);
+    expect(await metrics(b.adminPort)).toContain(`ballast_upstream_attempts_total{upstream="pool",server="${h1Only.address}",outcome="connect-failure"} 1`);
+  });
+
   it('reaches an HTTP/2-only origin over TLS (ALPN h2) with no connection-specific field, TE: trailers kept', async () => {
     const origin = await h2Origin(true);
     const b = await ballast(tlsConfig([origin.address], `{ servername: api.internal, ca: ${ca.certPath} }`, '    protocol: http2'));
@@ -225,6 +242,18 @@ describe('active health checks over TLS', () => {
     const h2Host = b.ballast.upstreams.get('pool')!.hosts[0]!;
     await waitFor(() => !h2Host.activeCheckFailed, { what: 'h2c server healthy' });
     expect(h2.seen.some((s) => s.headers[':path'] === '/healthz')).toBe(true);
+  });
+
+  it('an http check over TLS with protocol: http2 fails a server that answers only HTTP/1.1, as the traffic would', async () => {
+    const h1Only = await httpsOrigin();
+    const h2 = await h2Origin(true);
+    const check = '    protocol: http2\n    health_check: { interval: 50ms, initial_state: healthy, healthy_threshold: 1, unhealthy_threshold: 1 }';
+    const b = await ballast(tlsConfig([h1Only.address, h2.address], `{ servername: api.internal, ca: ${ca.certPath} }`, check));
+    const [h1Host, h2Host] = b.ballast.upstreams.get('pool')!.hosts;
+    await waitFor(() => h1Host!.activeCheckFailed, { what: 'the HTTP/1.1-only server failed its check' });
+    expect(h2Host!.activeCheckFailed).toBe(false);
+    expect(h1Only.seen).toHaveLength(0);
+    expect(b.logs.some((l) => typeof l.detail === 'string' && l.detail.includes('ALPN'))).toBe(true);
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * How Ballast talks to one server: clear text or TLS (`tls`), HTTP/1.1 or HTTP/2 (`protocol`). The proxied traffic
- * (the server's undici Pool, host.ts) and the active health checks (health/) are built from the same Transport, so a
- * probe reaches a server exactly as a request does: same SNI, same CA, same client certificate, same protocol.
+ * (the server's connection pool, host.ts) and the active health checks (health/) are built from the same Transport,
+ * so a probe reaches a server exactly as a request does: same SNI, same CA, same client certificate, same protocol.
  *
  * - TLS: node:tls options (`ca`, `cert`, `key`, `rejectUnauthorized`, `servername`).
- * - HTTP/2 over TLS: undici `allowH2` (ALPN offers h2 and http/1.1; the server chooses).
- * - HTTP/2 in clear text: undici `useH2c`, h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the
- *   HTTP/2 preface, no `Upgrade: h2c` round trip (RFC 9113 §3.1 deprecates it).
+ * - HTTP/2 over TLS: ALPN h2, and nothing else: the traffic goes over node:http2 sessions (http2-pool.ts), which
+ *   offer h2 alone; the probe's undici connector offers h2 and http/1.1, so it refuses a connection where the server
+ *   chose http/1.1 (a server the traffic could not reach must not pass its health check).
+ * - HTTP/2 in clear text: h2c with prior knowledge (RFC 9113 §3.3; undici `useH2c` for the probe): the connection
+ *   starts with the HTTP/2 preface, no `Upgrade: h2c` round trip (RFC 9113 §3.1 deprecates it).
  *
  * SNI is fixed per server. undici would otherwise take it from each request's Host header (and close the connection
  * whenever it changes): a proxy forwards its clients' Host, which says nothing about the name the origin's
@@ -15,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { buildConnector, type Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { HostPort } from '../config/values.js';
@@ -70,10 +72,15 @@ export class Transport {
       ...(this.http2 && !this.tls && { useH2c: true }),
     } as buildConnector.BuildOptions);
     const servername = this.servername;
+    const h2Only = this.http2 && this.tls;
     const options: Pool.Options & { useH2c?: boolean } = {
       // undici passes the servername it keyed the request by; the one on the wire is the configured one ('' makes
       // undici's connector send none for an IP address).
-      connect: (opts, callback) => connector({ ...opts, servername: servername ?? '' }, callback),
+      connect: (opts, callback) => connector({ ...opts, servername: servername ?? '' }, h2Only ? (err, socket) => {
+        if (err !== null || (socket as TLSSocket).alpnProtocol === 'h2') return callback(err, socket as never);
+        socket.destroy();
+        callback(Object.assign(new Error(`the server chose ${String((socket as TLSSocket).alpnProtocol || 'no protocol')} over h2 (ALPN)`), { code: 'ERR_SSL_NO_APPLICATION_PROTOCOL' }), null);
+      } : callback),
       ...(this.http2 && { allowH2: true }),
       ...(this.http2 && !this.tls && { useH2c: true }),
     };
