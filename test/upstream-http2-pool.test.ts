@@ -2,7 +2,7 @@
  * HTTP/2 to origins carries many requests per connection (upstream/http2-pool.ts): real node:http2 h2c origins on
  * 127.0.0.1 that count their sessions and open streams, hold streams, refuse them, and send GOAWAY.
  */
-import { constants, createServer as createH2cServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
+import { connect as connectH2, constants, createServer as createH2cServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { Transport } from '../src/upstream/transport.js';
 import { Http2Pool, type StreamHandler } from '../src/upstream/http2-pool.js';
 import { ballast, onCleanup } from './helpers/fixtures.js';
 import { get, simpleConfig } from './helpers/ballast.js';
+import { sendRaw } from './helpers/raw.js';
 import { waitFor } from './helpers/wait.js';
 
 interface H2Origin {
@@ -162,6 +163,42 @@ describe('HTTP/2 to origins: streams share connections', () => {
     await ended;
     expect(sent).toBe(total);
     expect(received).toBeGreaterThan(total);
+  });
+
+  it('sends a request\'s trailers on to the origin, from an HTTP/2 client and from a chunked HTTP/1.1 one', async () => {
+    const got: { body: string; trailers: IncomingHttpHeaders | undefined }[] = [];
+    const origin = await h2cOrigin((stream) => {
+      const chunks: Buffer[] = [];
+      let trailers: IncomingHttpHeaders | undefined;
+      stream.on('trailers', (t: IncomingHttpHeaders) => (trailers = t));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        got.push({ body: Buffer.concat(chunks).toString(), trailers });
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      });
+    });
+    const b = await ballast(simpleConfig([origin.address], '    protocol: http2', '    http2: { cleartext: true }'));
+
+    const session = connectH2(`http://127.0.0.1:${b.port}`);
+    onCleanup(() => void session.destroy());
+    const viaH2 = (trailers: Record<string, string> | undefined): Promise<number> => new Promise((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': '/h2' }, { waitForTrailers: trailers !== undefined });
+      req.on('wantTrailers', () => req.sendTrailers(trailers!));
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', reject);
+      req.resume();
+      req.end('from h2');
+    });
+    expect(await viaH2({ 'x-checksum': 'abc' })).toBe(200);
+    expect(await viaH2(undefined)).toBe(200);
+    const h1 = await sendRaw(b.port, 'POST /h1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nConnection: close\r\n\r\n7\r\nfrom h1\r\n0\r\nX-Checksum: def\r\n\r\n');
+    expect(h1.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(got.map((g) => ({ body: g.body, checksum: g.trailers?.['x-checksum'] }))).toEqual([
+      { body: 'from h2', checksum: 'abc' },
+      { body: 'from h2', checksum: undefined },
+      { body: 'from h1', checksum: 'def' },
+    ]);
   });
 
   it('retries a stream the server refused (RFC 9113 §8.7: not processed) on another server, even a POST', async () => {

@@ -45,9 +45,15 @@ export interface StreamHandler {
   onError(err: Error): void;
 }
 
+/** undici's dispatch options, and where a request's trailers come from (undici ignores it: it cannot send them). */
+export interface PoolDispatchOptions extends Dispatcher.DispatchOptions {
+  /** Read when the body has been sent: its `requestTrailers` go as the request's trailers (RFC 9113 §8.1). */
+  readonly trailerSource?: { readonly requestTrailers?: Readonly<Record<string, string>> | undefined } | undefined;
+}
+
 /** A server's connection pool, whichever the protocol: undici's Pool, or Http2Pool. */
 export interface ServerPool {
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler & StreamHandler): boolean;
+  dispatch(options: PoolDispatchOptions, handler: Dispatcher.DispatchHandler & StreamHandler): boolean;
   close(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -113,7 +119,7 @@ export class Http2Pool implements ServerPool {
     this.#scheme = transport.tls ? 'https' : 'http';
   }
 
-  dispatch(options: Dispatcher.DispatchOptions, handler: StreamHandler): boolean {
+  dispatch(options: PoolDispatchOptions, handler: StreamHandler): boolean {
     if (this.#closing) {
       handler.onError(codedError('the server\'s connection pool is closed', 'UND_ERR_CLOSED'));
       return false;
@@ -307,7 +313,7 @@ export class Http2Pool implements ServerPool {
 /** One request on one stream, reported to its handler as undici would. */
 class Http2Request {
   readonly #pool: Http2Pool;
-  readonly #options: Dispatcher.DispatchOptions;
+  readonly #options: PoolDispatchOptions;
   readonly #handler: StreamHandler;
   #session: Session | undefined;
   #stream: ClientHttp2Stream | undefined;
@@ -317,7 +323,7 @@ class Http2Request {
   #trailers: IncomingHttpHeaders | null = null;
   #error: Error | undefined;
 
-  constructor(pool: Http2Pool, options: Dispatcher.DispatchOptions, handler: StreamHandler) {
+  constructor(pool: Http2Pool, options: PoolDispatchOptions, handler: StreamHandler) {
     this.#pool = pool;
     this.#options = options;
     this.#handler = handler;
@@ -337,9 +343,13 @@ class Http2Request {
     if (this.#done) return this.#release();
     const options = this.#options;
     const body = options.body as Buffer | Readable | null | undefined;
+    const hasBody = body !== null && body !== undefined;
+    const source = options.trailerSource;
+    // A body read whole has its trailers already; a streamed one has them (or not) once it ends, so it waits for them.
+    const waitForTrailers = hasBody && source !== undefined && (!Buffer.isBuffer(body) || source.requestTrailers !== undefined);
     let stream: ClientHttp2Stream;
     try {
-      stream = session.h2.request(this.#pool.headersOf(options), { endStream: body === null || body === undefined });
+      stream = session.h2.request(this.#pool.headersOf(options), { endStream: !hasBody, waitForTrailers });
     } catch (err) {
       // A field node:http2 will not send: the request is refused here, and the server is not to blame.
       this.#release();
@@ -356,7 +366,9 @@ class Http2Request {
     });
     stream.on('timeout', () => this.#abort(codedError(`upstream sent nothing for ${options.bodyTimeout} ms`, 'UND_ERR_BODY_TIMEOUT')));
     stream.on('close', this.#onClose);
-    if (body === null || body === undefined) return;
+    // No trailers after all: node:http2 then ends the stream with an empty DATA frame.
+    if (waitForTrailers) stream.once('wantTrailers', () => stream.sendTrailers({ ...source!.requestTrailers }));
+    if (!hasBody) return;
     if (Buffer.isBuffer(body)) stream.end(body);
     // pipe, not pipeline: a stream reset must not destroy the client's own request stream, which still gets its answer.
     else body.pipe(stream);

@@ -10,8 +10,9 @@ import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Host } from '../../upstream/host.js';
 import type { Lease } from '../../upstream/lease.js';
+import type { PoolDispatchOptions } from '../../upstream/http2-pool.js';
 import type { Downstream } from './downstream.js';
-import { responseTrailers } from './trailers.js';
+import { trailerFields } from './trailers.js';
 
 export type AttemptEnd =
   /** The response was relayed whole; `trailers` when the origin sent any (an HTTP/2 origin's gRPC status). */
@@ -227,7 +228,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.#clearTimer();
     if (this.#dropped) return;
     this.#dropped = true;
-    const fields = responseTrailers(trailers);
+    const fields = trailerFields(trailers);
     this.#end(fields === undefined ? COMPLETE : { kind: 'complete', trailers: fields });
   }
 
@@ -265,7 +266,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
    * Dispatch the request on the leased server's pool. `servername` is the server's (transport.ts), so undici never
    * takes one from the client's Host header.
    */
-  dispatch(options: Dispatcher.DispatchOptions & { servername?: string }): void {
+  dispatch(options: PoolDispatchOptions & { servername?: string }): void {
     try {
       this.host.pool.dispatch(options, this);
     } catch (err) {

@@ -28,6 +28,11 @@ export interface Downstream {
   readonly tls?: string | undefined;
   /** A deadline the client set for its request (a gRPC call's `grpc-timeout`), in milliseconds. */
   readonly timeoutMs?: number | undefined;
+  /**
+   * The request's trailer fields (RFC 9110 §6.5), lower-case names, once its body has ended; undefined when it brought
+   * none. Only an HTTP/2 origin is sent them (undici cannot send request trailers).
+   */
+  readonly requestTrailers?: Readonly<Record<string, string>> | undefined;
   /** Response body bytes written so far. */
   readonly bytesSent: number;
 

@@ -11,6 +11,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { PoolDispatchOptions } from '../../upstream/http2-pool.js';
 import type { Lease } from '../../upstream/lease.js';
 import type { Limit } from '../../upstream/circuit-breaker.js';
 import { RESET, type Outcome } from '../../upstream/outcome.js';
@@ -209,7 +210,7 @@ export class Exchange implements AttemptOwner {
     const servername = lease.host.transport.dispatchServername;
     // forwardRequestHeaders dropped Upgrade and the fields Connection named: a WebSocket handshake asks for the
     // upgrade itself (undici writes it), any other upgrade request goes as the plain request it also is.
-    const options: Dispatcher.DispatchOptions & { servername: string } = down.websocket
+    const options: PoolDispatchOptions & { servername: string } = down.websocket
       ? { path: down.url, method: 'GET', headers: this.#headers, upgrade: 'websocket', headersTimeout, servername }
       : {
           servername,
@@ -219,6 +220,7 @@ export class Exchange implements AttemptOwner {
           body: this.#body?.payload ?? null,
           headersTimeout,
           bodyTimeout: upstream.config.timeouts.idle,
+          trailerSource: this.#body === undefined ? undefined : down,
         };
     attempt.dispatch(options);
     return attempt;

@@ -11,6 +11,7 @@ import type { Failure } from './failures.js';
 import { hasRequestBody, isRefused, refuseConnection } from './framing.js';
 import { finished } from './pipeline.js';
 import { reasonFor, sendFailure } from './respond.js';
+import { trailerFields } from './trailers.js';
 
 /** The TLS version of a client connection, undefined in clear text (read for the access log only). */
 export function tlsVersion(socket: Socket): string | undefined {
@@ -84,6 +85,11 @@ export class Http1Downstream implements Downstream {
 
   get websocket(): boolean {
     return false;
+  }
+
+  get requestTrailers(): Readonly<Record<string, string>> | undefined {
+    const raw = this.req.rawTrailers;
+    return raw.length === 0 ? undefined : trailerFields(raw);
   }
 
   get tls(): string | undefined {

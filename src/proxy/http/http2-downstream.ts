@@ -10,6 +10,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Downstream } from './downstream.js';
 import type { Failure } from './failures.js';
 import { grpcMessage, grpcStatusFor, grpcTimeoutMs, isGrpc } from './grpc.js';
+import { trailerFields } from './trailers.js';
 import { unwatchClose, watchClose, type Http2Connection } from './http2-front.js';
 
 const { HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = constants;
@@ -41,6 +42,7 @@ export class Http2Downstream implements Downstream {
   /** The deadline a gRPC call brought (`grpc-timeout`), in milliseconds. */
   readonly timeoutMs: number | undefined;
   bytesSent = 0;
+  requestTrailers: Readonly<Record<string, string>> | undefined;
   #trailers: OutgoingHttpHeaders | undefined;
   #awaitsTrailers = false;
   #trailersOnly = false;
@@ -60,6 +62,7 @@ export class Http2Downstream implements Downstream {
     // Not the stream itself: undici destroys a body stream once it has sent it, and destroying an HTTP/2 stream
     // resets it, response and all.
     this.body = endStream ? null : stream.pipe(new PassThrough());
+    if (!endStream) stream.once('trailers', (trailers: IncomingHttpHeaders) => (this.requestTrailers = trailerFields(trailers)));
     this.tls = tls === '' ? undefined : tls;
     this.grpc = isGrpc(headers);
     this.timeoutMs = this.grpc ? grpcTimeoutMs(headers['grpc-timeout']) : undefined;

@@ -14,7 +14,7 @@ function dropped(name: string): boolean {
 }
 
 /** The trailers as lower-case names to values (repeated fields joined with `, `); undefined when there are none. */
-export function responseTrailers(raw: readonly (Buffer | string)[] | Record<string, string | string[] | undefined> | null | undefined): Record<string, string> | undefined {
+export function trailerFields(raw: readonly (Buffer | string)[] | Record<string, string | string[] | undefined> | null | undefined): Record<string, string> | undefined {
   if (raw === null || raw === undefined) return undefined;
   let out: Record<string, string> | undefined;
   const add = (name: string, value: string): void => {
