@@ -201,6 +201,35 @@ describe('HTTP/2 to origins: streams share connections', () => {
     ]);
   });
 
+  it('a response whose body is slow shows its head at once; one held for the retry policy, then relayed, keeps its body', async () => {
+    const origin = await h2cOrigin((stream, headers) => {
+      if (headers[':method'] === 'POST') {
+        // 503 is in retry_on, so the head is held for the policy, which will not replay a POST the origin saw.
+        stream.respond({ ':status': 503, 'content-type': 'text/plain' });
+        stream.end('busy, try later');
+        return;
+      }
+      stream.respond({ ':status': 200, 'content-type': 'text/event-stream' });
+      setTimeout(() => stream.end('data: late\n\n'), 400);
+    });
+    const b = await ballast(simpleConfig([origin.address], '    protocol: http2'));
+    const started = performance.now();
+    const head = await new Promise<{ status: number; afterMs: number; body: Promise<string> }>((resolve, reject) => {
+      httpRequest(b.url('/events'), { agent: false }, (res) => {
+        const afterMs = performance.now() - started;
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        resolve({ status: res.statusCode!, afterMs, body: new Promise((done) => res.on('end', () => done(body))) });
+      }).on('error', reject).end();
+    });
+    expect(head.status).toBe(200);
+    expect(head.afterMs).toBeLessThan(300);
+    expect(await head.body).toBe('data: late\n\n');
+    const held = await get(b.url('/pay'), { method: 'POST', body: 'x' });
+    expect(held).toMatchObject({ status: 503, body: 'busy, try later' });
+  });
+
   it('retries a stream the server refused (RFC 9113 §8.7: not processed) on another server, even a POST', async () => {
     const refusing = await h2cOrigin((stream) => stream.close(constants.NGHTTP2_REFUSED_STREAM));
     const answering = await h2cOrigin(echoWhen(() => true));

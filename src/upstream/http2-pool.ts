@@ -36,6 +36,13 @@ export const MAX_STREAMS = 100;
  */
 const SESSION_WINDOW = MAX_STREAMS * 65_535;
 
+/** How long a response head waits for its first body bytes before it is handed on alone (Http2Request#onResponse). */
+const HEAD_WAIT_MS = 1;
+
+function handOnHead(request: Http2Request): void {
+  request.handOnHead();
+}
+
 /** What the pool calls, in undici's order: an Attempt (proxy/http/attempt.ts) is one. */
 export interface StreamHandler {
   onConnect(abort: (err?: Error) => void): void;
@@ -320,6 +327,13 @@ class Http2Request {
   /** onComplete or onError was called: nothing more is reported. */
   #done = false;
   #responded = false;
+  /** A response head not handed on yet: it waits for the first body bytes (see #onResponse). */
+  #head: IncomingHttpHeaders | undefined;
+  #headTimer: NodeJS.Timeout | undefined;
+  /** The handler holds the response (onHeaders returned false): body bytes and the end wait for `resume`. */
+  #held = false;
+  #parked: Buffer[] | undefined;
+  #endParked = false;
   #trailers: IncomingHttpHeaders | null = null;
   #error: Error | undefined;
 
@@ -374,28 +388,83 @@ class Http2Request {
     else body.pipe(stream);
   }
 
+  /**
+   * node:http2 emits a stream's body a loop turn after its head, even when both came in one read; handed on at once,
+   * the head would go to an HTTP/1.1 client in a write of its own (http1-downstream.ts flushes a head no body byte
+   * followed within the tick). So the head waits for the first body bytes or the end, and at most HEAD_WAIT_MS, so a
+   * response whose body is slow (a stream of events) still shows its head at once.
+   */
   readonly #onResponse = (headers: IncomingHttpHeaders): void => {
     if (this.#done) return;
     const stream = this.#stream!;
     this.#responded = true;
     const idle = this.#options.bodyTimeout;
     if (idle !== undefined && idle !== null && idle > 0) stream.setTimeout(idle);
-    if (!this.#handler.onHeaders(Number(headers[':status']), rawHeaders(headers), () => stream.resume(), '')) stream.pause();
+    this.#head = headers;
+    this.#headTimer = setTimeout(handOnHead, HEAD_WAIT_MS, this);
+    stream.on('data', this.#onData);
+  };
+
+  /** Hands the waiting head on; false when the handler holds the response. */
+  handOnHead(): boolean {
+    const head = this.#head;
+    if (head === undefined || this.#done) return !this.#held;
+    this.#head = undefined;
+    clearTimeout(this.#headTimer);
+    if (this.#handler.onHeaders(Number(head[':status']), rawHeaders(head), this.#resume, '')) return true;
+    this.#held = true;
+    this.#stream!.pause();
+    return false;
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
     if (this.#done) return;
-    stream.on('data', (chunk: Buffer) => {
-      if (!this.#done && !this.#handler.onData(chunk)) stream.pause();
-    });
+    if (this.#held || !this.handOnHead()) {
+      (this.#parked ??= []).push(chunk);
+      return;
+    }
+    if (!this.#handler.onData(chunk)) this.#stream!.pause();
+  };
+
+  /** The handler wants more: what was parked while it held the response first, then the stream. */
+  readonly #resume = (): void => {
+    this.#held = false;
+    const parked = this.#parked;
+    this.#parked = undefined;
+    if (parked !== undefined) {
+      for (let i = 0; i < parked.length; i++) {
+        if (this.#done) return;
+        if (!this.#handler.onData(parked[i]!)) {
+          // Slow again: the rest stays parked, in order, for the next resume.
+          this.#held = true;
+          this.#parked = parked.slice(i + 1);
+          return;
+        }
+      }
+    }
+    if (this.#endParked) return this.#complete();
+    this.#stream?.resume();
   };
 
   readonly #onEnd = (): void => {
     if (this.#done || !this.#responded) return;
+    if (this.#held || !this.handOnHead() || this.#parked !== undefined) {
+      this.#endParked = true;
+      return;
+    }
+    this.#complete();
+  };
+
+  #complete(): void {
+    if (this.#done) return;
     this.#done = true;
     this.#detachBody();
     this.#handler.onComplete(this.#trailers);
-  };
+  }
 
   readonly #onClose = (): void => {
     this.#release();
+    clearTimeout(this.#headTimer);
     if (this.#done) return;
     const stream = this.#stream!;
     const err = !this.#responded && stream.rstCode === NGHTTP2_REFUSED_STREAM
@@ -407,6 +476,7 @@ class Http2Request {
   /** The handler's abort: the stream is cancelled (RST_STREAM CANCEL), and onError says why, as undici does. */
   readonly #abort = (err?: Error): void => {
     if (this.#done) return;
+    clearTimeout(this.#headTimer);
     this.#detachBody();
     const stream = this.#stream;
     if (stream !== undefined && !stream.closed) stream.close(NGHTTP2_CANCEL);
