@@ -3,7 +3,7 @@
  * 127.0.0.1 that count their sessions and open streams, hold streams, refuse them, and send GOAWAY.
  */
 import { connect as connectH2, constants, createServer as createH2cServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
@@ -250,6 +250,19 @@ describe('HTTP/2 to origins: streams share connections', () => {
     expect(res.status).toBe(502);
     expect(res.headers['x-ballast-error']).toBe('upstream_reset');
     expect(resetting.paths).toEqual(['/charge']);
+  });
+
+  it('a server that does not speak HTTP/2 on its port is a connect failure (502), not a reset', async () => {
+    const h1 = createHttpServer((_req, res) => res.end('HTTP/1.1 only'));
+    await new Promise<void>((resolve) => h1.listen(0, '127.0.0.1', resolve));
+    onCleanup(() => new Promise<void>((resolve) => {
+      h1.closeAllConnections();
+      h1.close(() => resolve());
+    }));
+    const b = await ballast(simpleConfig([`127.0.0.1:${(h1.address() as AddressInfo).port}`], '    protocol: http2\n    retry: { attempts: 1 }'));
+    const res = await get(b.url('/'));
+    expect(res.status).toBe(502);
+    expect(res.headers['x-ballast-error']).toBe('upstream_connect_failed');
   });
 
   it('after a GOAWAY, the stream in flight is answered and the next request goes on a new connection', async () => {

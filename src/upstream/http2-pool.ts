@@ -97,7 +97,7 @@ class Session {
   maxStreams = MAX_STREAMS;
   idleSince = performance.now();
   /** Why it failed, for the requests waiting on it. */
-  error: Error | undefined;
+  error: (Error & { code: string }) | undefined;
 
   constructor(h2: ClientHttp2Session) {
     this.h2 = h2;
@@ -255,14 +255,20 @@ export class Http2Pool implements ServerPool {
       this.#grow();
     });
     h2.on('error', (err: Error & { code?: string }) => {
-      session.error = err.code === undefined ? codedError(err.message, 'UND_ERR_SOCKET', err) : err;
+      session.error = err.code === undefined ? codedError(err.message, 'UND_ERR_SOCKET', err) : (err as Error & { code: string });
     });
     h2.on('close', () => {
       clearTimeout(timer);
       session.closing = true;
       this.#sessions.splice(this.#sessions.indexOf(session), 1);
-      // Never ready: every request waiting counted on it, and the server could not be reached.
-      if (!session.ready) this.#failQueued(session.error ?? codedError('upstream closed the connection before it was ready', 'UND_ERR_SOCKET'));
+      // Never ready: every request waiting counted on it, and the server could not be reached. An HTTP/2 protocol
+      // error before the server's SETTINGS means it does not speak HTTP/2 there: a connect failure too, not a reset.
+      if (!session.ready) {
+        const cause = session.error;
+        this.#failQueued(cause === undefined || cause.code.startsWith('ERR_HTTP2')
+          ? codedError(`no HTTP/2 connection to the server: ${cause?.message ?? 'closed before its SETTINGS'}`, 'UND_ERR_SOCKET', cause)
+          : cause);
+      }
       this.#drain();
       this.#closeIfDone();
     });
