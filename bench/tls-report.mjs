@@ -110,10 +110,10 @@ export function renderSection(report, table) {
   ].join('\n');
 }
 
-/** Replace (or append) the TLS section of bench/RESULTS.md, between its two markers. */
-export function writeSection(file, section) {
-  const begin = '<!-- tls: written by bench/tls.mjs -->';
-  const end = '<!-- /tls -->';
+/** Replace (or append) a section of bench/RESULTS.md between its two markers: the TLS one unless named otherwise. */
+export function writeSection(file, section, name = 'tls', writer = 'bench/tls.mjs') {
+  const begin = `<!-- ${name}: written by ${writer} -->`;
+  const end = `<!-- /${name} -->`;
   const block = `${begin}\n${section}\n${end}`;
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const at = text.indexOf(begin);

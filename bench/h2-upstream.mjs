@@ -1,0 +1,202 @@
+/**
+ * HTTP/2 to origins: what a request costs Ballast with `protocol: http2` (src/upstream/http2-pool.ts: node:http2
+ * sessions, streams multiplexed) beside HAProxy (`proto h2` on its server line, which multiplexes too) and the
+ * minimal node:http + node:http2 proxy (bench/target-h2up-minimal.mjs, the ceiling of this path in Node), side by side
+ * in one run, alternating rounds. The origin is one NGINX worker speaking h2c (prior knowledge) and answering "hello";
+ * the client wrk, one thread, 50 keep-alive HTTP/1.1 connections. Each proxy runs as a user runs it: Ballast from
+ * the compiled CLI (`workers: 1`, access log off, metrics on), HAProxy with `nbthread 1`.
+ *
+ *   npm run build && node bench/h2-upstream.mjs
+ *   BENCH_ROUNDS=5 BENCH_DURATION=5 node bench/h2-upstream.mjs
+ *   BENCH_BASE_DIST=/path/to/dist node bench/h2-upstream.mjs     # adds another build's Ballast (BENCH_BASE_LABEL)
+ *
+ * CPU per request: user + system time of the proxy's process (from /proc) over the measured seconds, divided by the
+ * requests wrk counted. The proxies run on CPU 0, wrk and the origin on CPU 1 (BENCH_PIN=0: unpinned). Reported: the
+ * median round per target, and each peer's CPU per request over Ballast's, round by round (measured back to back).
+ * Needs nginx and wrk on PATH (Debian: nginx, wrk); HAProxy is measured when `haproxy` is on PATH.
+ *
+ * Environment: BENCH_DURATION (seconds per measurement, 3), BENCH_WARMUP (seconds of load before each, 1),
+ * BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_PIN (1), BENCH_WRITE (1: write its section of bench/RESULTS.md; run
+ * it after run.js, which rewrites that file whole). Only 127.0.0.1 is contacted; every child is killed on the way out;
+ * every load is bounded in time.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { treeCpuMs } from './proc-cpu.mjs';
+import { freePort, waitForPort } from './ports.mjs';
+import { nginxVersion } from './tls-servers.mjs';
+import { writeSection } from './tls-report.mjs';
+import { parseWrk } from './wrk-output.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const DIST = path.resolve(HERE, '..', 'dist');
+const env = (name, fallback) => Number(process.env[name] ?? fallback);
+const DURATION = env('BENCH_DURATION', 3);
+const WARMUP = env('BENCH_WARMUP', 1);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const PIN = process.env.BENCH_PIN !== '0';
+
+const children = new Set();
+const stopAll = () => {
+  for (const child of children) child.kill('SIGKILL');
+};
+process.on('exit', stopAll);
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+
+function onPath(bin) {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).stdout.trim() || undefined;
+}
+
+function pinned(cpu, argv) {
+  return PIN ? ['taskset', '-c', String(cpu), ...argv] : argv;
+}
+
+function start(name, argv, options = {}) {
+  const [bin, ...args] = pinned(options.cpu ?? 0, argv);
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr = (stderr + c).slice(-2000)));
+  child.on('exit', (code, signal) => {
+    children.delete(child);
+    if (!stopping) console.error(`${name} exited (${code ?? signal}): ${stderr.trim()}`);
+  });
+  children.add(child);
+  return child;
+}
+
+let stopping = false;
+
+/** wrk for `seconds` against the port, pinned beside the origin; its parsed output. */
+function wrk(port, seconds) {
+  const argv = pinned(1, ['wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`]);
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.error}`);
+  return parseWrk(r.stdout, seconds);
+}
+
+async function main() {
+  const nginxBin = onPath('nginx');
+  if (nginxBin === undefined || onPath('wrk') === undefined) throw new Error('nginx and wrk must be on PATH (Debian: apt-get install -y nginx wrk)');
+  const haproxyBin = onPath('haproxy');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ballast-h2up-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+  const originPort = await freePort();
+  const [major, minor, patch] = nginxVersion(nginxBin);
+  const http2On = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/${t}_temp;`).join('\n');
+  writeFileSync(path.join(dir, 'origin.conf'), `worker_processes 1;
+daemon off;
+master_process off;
+pid ${dir}/origin.pid;
+error_log ${dir}/origin-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+${temp}
+  keepalive_requests 100000000;
+  server {
+    listen 127.0.0.1:${originPort}${http2On ? '' : ' http2'};
+    ${http2On ? 'http2 on;' : ''}
+    default_type text/plain;
+    location / { return 200 "hello"; }
+  }
+}
+`);
+  const origin = start('nginx origin', [nginxBin, '-c', path.join(dir, 'origin.conf')], { cpu: 1 });
+  await waitForPort(originPort, origin, 'nginx origin');
+
+  const targets = [];
+  const ballast = async (label, dist) => {
+    const port = await freePort();
+    const config = path.join(dir, `${label}.yaml`);
+    writeFileSync(config, `workers: 1
+admin: { listen: 127.0.0.1:${await freePort()} }
+logging: { level: warn, access_log: false }
+listeners:
+  - name: web
+    listen: 127.0.0.1:${port}
+    routes: [ { upstream: origin } ]
+upstreams:
+  - name: origin
+    protocol: http2
+    servers: [ { address: 127.0.0.1:${originPort} } ]
+`);
+    targets.push({ label, port, child: start(label, [process.execPath, path.join(dist, 'cli.js'), '--config', config]) });
+  };
+  await ballast('Ballast', DIST);
+  if (process.env.BENCH_BASE_DIST) await ballast(process.env.BENCH_BASE_LABEL ?? 'base', path.resolve(process.env.BENCH_BASE_DIST));
+  if (haproxyBin !== undefined) {
+    const port = await freePort();
+    writeFileSync(path.join(dir, 'haproxy.cfg'), `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend origin
+backend origin
+  server s1 127.0.0.1:${originPort} proto h2
+`);
+    targets.push({ label: 'HAProxy', port, child: start('haproxy', [haproxyBin, '-db', '-f', path.join(dir, 'haproxy.cfg')]) });
+  }
+  {
+    const port = await freePort();
+    targets.push({ label: 'minimal (reference)', port, child: start('minimal', [process.execPath, path.join(HERE, 'target-h2up-minimal.mjs')], { env: { PORT: String(port), BENCH_ORIGIN_PORT: String(originPort) } }) });
+  }
+  for (const t of targets) {
+    await waitForPort(t.port, t.child, t.label);
+    t.runs = [];
+  }
+
+  console.log(`HTTP/2 to origins: wrk -t1 -c${CONNECTIONS} keep-alive → proxy → NGINX h2c origin; ${ROUNDS} rounds of ${DURATION}s; Node ${process.version}${PIN ? '; proxies on CPU 0, wrk and the origin on CPU 1' : ''}`);
+  for (const t of targets) wrk(t.port, 2);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
+      if (WARMUP > 0) wrk(t.port, WARMUP);
+      const before = treeCpuMs(t.child.pid);
+      const r = wrk(t.port, DURATION);
+      const cpuMs = treeCpuMs(t.child.pid) - before;
+      const usPerReq = (cpuMs * 1000) / r.requests;
+      t.runs.push({ rps: r.rps, usPerReq, failed: r.errors + r.non2xx + r.timeouts });
+      console.log(`round ${round}  ${t.label.padEnd(20)} ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s  ${usPerReq.toFixed(1).padStart(6)} µs CPU/req  failed ${r.errors + r.non2xx + r.timeouts}`);
+    }
+  }
+
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const base = targets[0];
+  const rows = ['| proxy | req/s | CPU µs/req | CPU per request ÷ Ballast\'s (round by round) | failed |', '| --- | ---: | ---: | ---: | ---: |'];
+  for (const t of targets) {
+    const ratios = t.runs.map((run, i) => run.usPerReq / base.runs[i].usPerReq);
+    const ratio = t === base ? '' : `${median(ratios).toFixed(2)}× (${ratios.map((x) => x.toFixed(2)).join(', ')})`;
+    rows.push(`| ${t.label} | ${Math.round(median(t.runs.map((r) => r.rps))).toLocaleString('en-US')} | ${median(t.runs.map((r) => r.usPerReq)).toFixed(1)} | ${ratio} | ${t.runs.reduce((s, r) => s + r.failed, 0)} |`);
+  }
+  const table = rows.join('\n');
+  console.log(`\n${table}`);
+  stopping = true;
+  if (process.env.BENCH_WRITE === '1') {
+    const haproxy = haproxyBin === undefined ? 'not on PATH' : spawnSync(haproxyBin, ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0];
+    writeSection(path.join(HERE, 'RESULTS.md'), [
+      '## HTTP/2 to origins: Ballast against HAProxy and the minimal node:http2 proxy',
+      '',
+      `\`BENCH_ROUNDS=${ROUNDS} BENCH_DURATION=${DURATION} node bench/h2-upstream.mjs\` on ${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${haproxy}, nginx ${nginxVersion(nginxBin).join('.')} as the h2c origin (one worker answering "hello"); wrk \`-t1 -c${CONNECTIONS}\` keep-alive HTTP/1.1 to the proxy${PIN ? '; the proxies on CPU 0, wrk and the origin on CPU 1' : ''}. Ballast from the CLI with \`protocol: http2\` (\`workers: 1\`, access log off, metrics on), HAProxy \`nbthread 1\` with \`proto h2\` on its server line, and the minimal proxy (\`bench/target-h2up-minimal.mjs\`: node:http in, one node:http2 session out, nothing else), measured in alternating rounds; each row is its median round. CPU per request is the proxy process\'s user + system time from /proc over the requests wrk counted.`,
+      '',
+      table,
+    ].join('\n'), 'h2-upstream', 'bench/h2-upstream.mjs');
+    console.log('\nwrote the HTTP/2-to-origins section of bench/RESULTS.md');
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  console.error(err.message);
+  process.exit(1);
+});
