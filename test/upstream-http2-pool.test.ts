@@ -4,7 +4,8 @@
  */
 import { connect as connectH2, constants, createServer as createH2cServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream, type Settings } from 'node:http2';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { Transport } from '../src/upstream/transport.js';
@@ -12,6 +13,7 @@ import { Http2Pool, type StreamHandler } from '../src/upstream/http2-pool.js';
 import { ballast, onCleanup } from './helpers/fixtures.js';
 import { get, simpleConfig } from './helpers/ballast.js';
 import { sendRaw } from './helpers/raw.js';
+import { rawH2Server } from './helpers/raw-h2-server.js';
 import { waitFor } from './helpers/wait.js';
 
 interface H2Origin {
@@ -289,11 +291,11 @@ describe('HTTP/2 to origins: streams share connections', () => {
 });
 
 describe('Http2Pool', () => {
-  function poolFor(address: string, idleTimeoutMs: number): Http2Pool {
+  function poolFor(address: string, idleTimeoutMs: number, maxSessions = 4): Http2Pool {
     const parsed = parseConfig(simpleConfig([address], '    protocol: http2'), {});
     if (!parsed.ok) throw new Error('config');
     const upstream = parsed.config.upstreams[0]!;
-    const pool = new Http2Pool(new Transport(upstream.servers[0]!.address, upstream), { maxSessions: 4, connectTimeoutMs: 1000, idleTimeoutMs, connected: () => {} });
+    const pool = new Http2Pool(new Transport(upstream.servers[0]!.address, upstream), { maxSessions, connectTimeoutMs: 1000, idleTimeoutMs, connected: () => {} });
     onCleanup(() => pool.destroy());
     return pool;
   }
@@ -327,6 +329,167 @@ describe('Http2Pool', () => {
     expect(res).toMatchObject({ status: 201, body: 'made', trailers: { 'grpc-status': '0' } });
     expect(seen).toMatchObject({ ':authority': 'origin.test', ':method': 'GET', ':path': '/thing?x=1', ':scheme': 'http', 'x-one': 'a, b', constructor: 'c' });
     expect(Object.getOwnPropertyDescriptor(seen, '__proto__')?.value).toBe('p');
+  });
+
+  /** A handler that logs what the pool calls, and whose onHeaders and onData answers are set by the test. */
+  function logged(answers: { headers?: boolean; data?: boolean } = {}): StreamHandler & { log: string[]; resume: (() => void) | undefined; ended: Promise<void> } {
+    let ended!: () => void;
+    const handler = {
+      log: [] as string[],
+      resume: undefined as (() => void) | undefined,
+      ended: new Promise<void>((resolve) => (ended = resolve)),
+      onConnect: () => {},
+      onHeaders: (status: number, _raw: Buffer[], resume: () => void) => {
+        handler.resume = resume;
+        handler.log.push(`headers ${status}`);
+        return answers.headers ?? true;
+      },
+      onData: (chunk: Buffer) => {
+        handler.log.push(`data ${chunk.length}`);
+        return answers.data ?? true;
+      },
+      onComplete: () => {
+        handler.log.push('complete');
+        ended();
+      },
+      onError: (err: Error & { code?: string; unprocessed?: boolean }) => {
+        handler.log.push(`error ${err.code}${err.unprocessed === true ? ' unprocessed' : ''}`);
+        ended();
+      },
+    };
+    return handler;
+  }
+
+  function rawPool(port: number, maxSessions: number): Http2Pool {
+    return poolFor(`127.0.0.1:${port}`, 5000, maxSessions);
+  }
+
+  it('a response held by its handler until the whole of it is in completes when resumed, body and all', async () => {
+    const origin = await h2cOrigin((stream) => {
+      stream.respond({ ':status': 503 });
+      stream.end('held body');
+    });
+    const pool = poolFor(origin.address, 5000);
+    const held = logged({ headers: false });
+    pool.dispatch({ path: '/', method: 'GET', headers: ['host', 'x'], body: null }, held);
+    // Long enough for the stream to end and close while the handler holds it.
+    await waitFor(() => origin.open === 0, { timeoutMs: 2000 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(held.log).toEqual(['headers 503']);
+    held.resume!();
+    await held.ended;
+    expect(held.log).toEqual(['headers 503', 'data 9', 'complete']);
+  });
+
+  it('a paused stream (a slow client) is not timed out for the server\'s silence', async () => {
+    const origin = await h2cOrigin((stream) => {
+      stream.respond({ ':status': 200 });
+      stream.write(Buffer.alloc(1000));
+      setTimeout(() => stream.end(Buffer.alloc(1000)), 300);
+    });
+    const pool = poolFor(origin.address, 5000);
+    const slow = logged({ data: false });
+    pool.dispatch({ path: '/', method: 'GET', headers: ['host', 'x'], body: null, bodyTimeout: 150 }, slow);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(slow.log).toEqual(['headers 200', 'data 1000']);
+    slow.resume!();
+    await slow.ended;
+    expect(slow.log.at(-1)).toBe('complete');
+  });
+
+  it('an early response frees the stream\'s place even when the server does not reset the rest of the request', async () => {
+    const origin = await rawH2Server(1);
+    onCleanup(() => new Promise<void>((resolve) => origin.server.close(() => resolve())));
+    const pool = rawPool(origin.port, 1);
+    const upload = new PassThrough();
+    upload.write('part one');
+    const first = logged();
+    pool.dispatch({ path: '/upload', method: 'POST', headers: ['host', 'x'], body: upload }, first);
+    await first.ended;
+    upload.write('the client is still sending');
+    const second = logged();
+    pool.dispatch({ path: '/next', method: 'GET', headers: ['host', 'x'], body: null }, second);
+    await second.ended;
+    expect([first.log, second.log]).toEqual([['headers 200', 'complete'], ['headers 200', 'complete']]);
+    await waitFor(() => origin.stats.rst === 1, { timeoutMs: 2000 });
+    await pool.close();
+  });
+
+  it('a stream past the last one a GOAWAY says was processed is unprocessed, whatever the GOAWAY\'s error code', async () => {
+    let streams = 0;
+    const origin = await h2cOrigin((stream) => {
+      if (++streams !== 2) return;
+      const session = stream.session!;
+      session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM, 1);
+      setTimeout(() => session.destroy(), 50);
+    });
+    const pool = poolFor(origin.address, 5000, 1);
+    const [first, second] = [logged(), logged()];
+    pool.dispatch({ path: '/a', method: 'POST', headers: ['host', 'x'], body: Buffer.from('a') }, first);
+    await waitFor(() => streams === 1, { timeoutMs: 2000 });
+    pool.dispatch({ path: '/b', method: 'POST', headers: ['host', 'x'], body: Buffer.from('b') }, second);
+    await Promise.all([first.ended, second.ended]);
+    // Stream 1 was processed as far as the server said; stream 3 came after the GOAWAY's last stream id.
+    expect(first.log).toEqual(['error UND_ERR_SOCKET']);
+    expect(second.log).toEqual(['error UND_ERR_SOCKET unprocessed']);
+  });
+
+  it('a request queued behind a session that went away is served on a new one, also while the pool closes', async () => {
+    const origin = await h2cOrigin((stream, headers) => {
+      if (headers[':path'] !== '/first') {
+        stream.respond({ ':status': 200 });
+        return void stream.end('second');
+      }
+      setTimeout(() => {
+        // GOAWAY (the last stream is this one), then its answer: the session drains and takes nothing new.
+        stream.session!.close();
+        setTimeout(() => {
+          stream.respond({ ':status': 200 });
+          stream.end('first');
+        }, 50);
+      }, 100);
+    }, { maxConcurrentStreams: 1 });
+    const pool = poolFor(origin.address, 5000, 1);
+    const [first, second] = [logged(), logged()];
+    pool.dispatch({ path: '/first', method: 'GET', headers: ['host', 'x'], body: null }, first);
+    await waitFor(() => origin.open === 1, { timeoutMs: 2000 });
+    pool.dispatch({ path: '/second', method: 'GET', headers: ['host', 'x'], body: null }, second);
+    const closed = pool.close();
+    await Promise.all([first.ended, second.ended, closed]);
+    expect([first.log, second.log]).toEqual([['headers 200', 'data 5', 'complete'], ['headers 200', 'data 6', 'complete']]);
+    expect(origin.sessions).toBe(2);
+  });
+
+  it('when a new connection fails, what waits fails at once (a connect failure), with no second attempt', async () => {
+    const h2 = createH2cServer({ settings: { maxConcurrentStreams: 1 } });
+    h2.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200 });
+      stream.write('a long stream');
+    });
+    h2.on('session', (session) => session.on('error', () => {}));
+    let accepted = 0;
+    const listener = createNetServer((socket) => {
+      accepted++;
+      h2.emit('connection', socket);
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as AddressInfo).port;
+    const pool = rawPool(port, 4);
+    const long = logged();
+    pool.dispatch({ path: '/watch', method: 'GET', headers: ['host', 'x'], body: null }, long);
+    await waitFor(() => long.log.length >= 2, { timeoutMs: 2000 });
+    // The origin stops accepting connections (close() calls back only once the open one ends); that one goes on, full.
+    listener.close();
+    const started = performance.now();
+    const queued = logged();
+    pool.dispatch({ path: '/next', method: 'GET', headers: ['host', 'x'], body: null }, queued);
+    await queued.ended;
+    expect(queued.log).toEqual(['error ECONNREFUSED']);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(accepted).toBe(1);
+    await pool.destroy();
+    h2.close();
   });
 
   it('closes a session idle for idleTimeoutMs, and opens a new one for the next request', async () => {

@@ -20,7 +20,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Transport } from './transport.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /**
  * Streams per session at most, and until the server's SETTINGS say otherwise: RFC 9113 §6.5.2 advises a server
@@ -98,6 +98,8 @@ class Session {
   idleSince = performance.now();
   /** Why it failed, for the requests waiting on it. */
   error: (Error & { code: string }) | undefined;
+  /** The last stream id of the server's GOAWAY: the streams after it were not processed (RFC 9113 §6.8). */
+  lastProcessed: number | undefined;
 
   constructor(h2: ClientHttp2Session) {
     this.h2 = h2;
@@ -212,12 +214,19 @@ export class Http2Pool implements ServerPool {
     }
   }
 
-  /** Opens a session when what is connecting cannot take every request waiting. */
+  /**
+   * Opens a session when what is connecting cannot take every request waiting (also while the pool closes: what was
+   * queued is still served). A session draining after a GOAWAY takes no new stream, so it does not count.
+   */
   #grow(): void {
-    if (this.#closing) return;
     let room = 0;
-    for (const s of this.#sessions) if (!s.ready && !s.closing) room += MAX_STREAMS;
-    if (this.#queue.length > room && this.#sessions.length < this.#options.maxSessions) this.#open();
+    let taking = 0;
+    for (const s of this.#sessions) {
+      if (s.closing) continue;
+      taking++;
+      if (!s.ready) room += MAX_STREAMS;
+    }
+    if (this.#queue.length > room && taking < this.#options.maxSessions) this.#open();
   }
 
   #open(): void {
@@ -250,8 +259,9 @@ export class Http2Pool implements ServerPool {
       this.#drain();
     });
     // Node closes the session once its open streams are done (those beyond the GOAWAY's last id are refused).
-    h2.on('goaway', () => {
+    h2.on('goaway', (_code: number, lastStreamID: number) => {
       session.closing = true;
+      session.lastProcessed = lastStreamID;
       this.#grow();
     });
     h2.on('error', (err: Error & { code?: string }) => {
@@ -274,9 +284,11 @@ export class Http2Pool implements ServerPool {
     });
   }
 
-  /** The server could not be reached: what waits for it fails as a connect failure (and may be retried elsewhere). */
+  /**
+   * A new connection to the server failed: what waits fails as a connect failure (and may be retried elsewhere), as
+   * Envoy fails its pending requests. Waiting on instead would open the next connection at once, and the next.
+   */
   #failQueued(err: Error): void {
-    if (this.#sessions.some((s) => !s.closing)) return;
     for (const request of this.#takeQueue()) request.fail(err);
   }
 
@@ -339,9 +351,12 @@ class Http2Request {
   /** The handler holds the response (onHeaders returned false): body bytes and the end wait for `resume`. */
   #held = false;
   #parked: Buffer[] | undefined;
+  /** The stream ended (whole response in) while held or parked: complete once the handler has taken it all. */
   #endParked = false;
   #trailers: IncomingHttpHeaders | null = null;
   #error: Error | undefined;
+  /** `bodyTimeout`: the longest the server may send nothing once it has answered (0: none). */
+  #idleMs = 0;
 
   constructor(pool: Http2Pool, options: PoolDispatchOptions, handler: StreamHandler) {
     this.#pool = pool;
@@ -387,7 +402,15 @@ class Http2Request {
     stream.on('timeout', () => this.#abort(codedError(`upstream sent nothing for ${options.bodyTimeout} ms`, 'UND_ERR_BODY_TIMEOUT')));
     stream.on('close', this.#onClose);
     // No trailers after all: node:http2 then ends the stream with an empty DATA frame.
-    if (waitForTrailers) stream.once('wantTrailers', () => stream.sendTrailers({ ...source!.requestTrailers }));
+    if (waitForTrailers) {
+      stream.once('wantTrailers', () => {
+        try {
+          stream.sendTrailers({ ...source!.requestTrailers });
+        } catch (err) {
+          this.#abort(codedError(`request trailers not sent over HTTP/2: ${(err as Error).message}`, 'UND_ERR_INVALID_ARG', err));
+        }
+      });
+    }
     if (!hasBody) return;
     if (Buffer.isBuffer(body)) stream.end(body);
     // pipe, not pipeline: a stream reset must not destroy the client's own request stream, which still gets its answer.
@@ -405,7 +428,8 @@ class Http2Request {
     const stream = this.#stream!;
     this.#responded = true;
     const idle = this.#options.bodyTimeout;
-    if (idle !== undefined && idle !== null && idle > 0) stream.setTimeout(idle);
+    this.#idleMs = idle === undefined || idle === null ? 0 : idle;
+    if (this.#idleMs > 0) stream.setTimeout(this.#idleMs);
     this.#head = headers;
     this.#headTimer = setTimeout(handOnHead, HEAD_WAIT_MS, this);
     stream.on('data', this.#onData);
@@ -419,8 +443,18 @@ class Http2Request {
     clearTimeout(this.#headTimer);
     if (this.#handler.onHeaders(Number(head[':status']), rawHeaders(head), this.#resume, '')) return true;
     this.#held = true;
-    this.#stream!.pause();
+    this.#pause();
     return false;
+  }
+
+  /**
+   * The handler cannot take more (a slow client, or a held response): the stream stops, and so does its idle timer,
+   * which would otherwise blame the server for the client's pace (undici's body timer also waits while paused).
+   */
+  #pause(): void {
+    const stream = this.#stream!;
+    stream.pause();
+    if (this.#idleMs > 0) stream.setTimeout(0);
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -429,7 +463,7 @@ class Http2Request {
       (this.#parked ??= []).push(chunk);
       return;
     }
-    if (!this.#handler.onData(chunk)) this.#stream!.pause();
+    if (!this.#handler.onData(chunk)) this.#pause();
   };
 
   /** The handler wants more: what was parked while it held the response first, then the stream. */
@@ -449,7 +483,10 @@ class Http2Request {
       }
     }
     if (this.#endParked) return this.#complete();
-    this.#stream?.resume();
+    const stream = this.#stream;
+    if (stream === undefined || stream.destroyed) return;
+    if (this.#idleMs > 0) stream.setTimeout(this.#idleMs);
+    stream.resume();
   };
 
   readonly #onEnd = (): void => {
@@ -465,15 +502,23 @@ class Http2Request {
     if (this.#done) return;
     this.#done = true;
     this.#detachBody();
+    // The whole response came before the request was all sent (RFC 9113 §8.1 lets a server answer early): the rest of
+    // the request is not wanted, and the stream must not stay half open, holding its place in the session.
+    const stream = this.#stream!;
+    if (!stream.closed && !stream.writableFinished) stream.close(NGHTTP2_NO_ERROR);
     this.#handler.onComplete(this.#trailers);
   }
 
   readonly #onClose = (): void => {
+    const lastProcessed = this.#session?.lastProcessed;
     this.#release();
     clearTimeout(this.#headTimer);
-    if (this.#done) return;
+    // The whole response is in, held or parked for a handler not ready for it yet: `resume` completes it.
+    if (this.#done || this.#endParked) return;
     const stream = this.#stream!;
-    const err = !this.#responded && stream.rstCode === NGHTTP2_REFUSED_STREAM
+    // Refused, or past the last stream a GOAWAY said was processed, whatever its error code (RFC 9113 §6.8, §8.7).
+    const unprocessed = stream.rstCode === NGHTTP2_REFUSED_STREAM || (lastProcessed !== undefined && (stream.id === undefined || stream.id > lastProcessed));
+    const err = !this.#responded && unprocessed
       ? refusedStream()
       : codedError(`upstream closed the stream${stream.rstCode ? ` (RST_STREAM code ${stream.rstCode})` : ''}${this.#error === undefined ? '' : `: ${this.#error.message}`}`, 'UND_ERR_SOCKET', this.#error);
     this.fail(err);
