@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Host } from '../../upstream/host.js';
 import type { Lease } from '../../upstream/lease.js';
-import type { PoolDispatchOptions } from '../../upstream/http2-pool.js';
+import type { PoolDispatchOptions } from '../../upstream/http2-request.js';
 import type { Downstream } from './downstream.js';
 import { trailerFields } from './trailers.js';
 

@@ -11,7 +11,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { PoolDispatchOptions } from '../../upstream/http2-pool.js';
+import type { PoolDispatchOptions } from '../../upstream/http2-request.js';
 import type { Lease } from '../../upstream/lease.js';
 import type { Limit } from '../../upstream/circuit-breaker.js';
 import { RESET, type Outcome } from '../../upstream/outcome.js';
