@@ -236,7 +236,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.#clearTimer();
     if (this.#dropped) return;
     this.#dropped = true;
-    // An HTTP/2 server refused the stream (http2-pool.ts `refusedStream`): RFC 9113 §8.7 says it did not process it.
+    // An HTTP/2 server refused the stream (http2-request.ts `refusedStream`): RFC 9113 §8.7 says it did not process it.
     if ((err as { unprocessed?: boolean }).unprocessed === true) this.reachedUpstream = false;
     this.#end({ kind: this.#relaying ? 'cut' : 'failed', err });
   }
