@@ -80,7 +80,6 @@ export class Http2Pool implements ServerPool {
   readonly #sessions: Session[] = [];
   /** Requests waiting for a stream, in order. */
   #queue: Http2Request[] = [];
-  #streams = 0;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
   #whenClosed: (() => void) | undefined;
@@ -119,10 +118,10 @@ export class Http2Pool implements ServerPool {
   destroy(): Promise<void> {
     this.#closing = true;
     const err = codedError('the server\'s connection pool was destroyed', 'UND_ERR_DESTROYED');
-    for (const request of this.#takeQueue()) request.fail(err);
+    this.#failQueued(err);
+    // A session leaves #sessions when it emits 'close', so every one here has yet to.
     const closed = this.#sessions.map((s) => new Promise<void>((resolve) => {
-      if (s.h2.closed && s.h2.destroyed) resolve();
-      else s.h2.once('close', () => resolve());
+      s.h2.once('close', () => resolve());
       s.h2.destroy(err);
     }));
     return Promise.all(closed).then(() => undefined);
@@ -153,7 +152,6 @@ export class Http2Pool implements ServerPool {
   streamClosed(slot: StreamSlot): void {
     const session = slot as Session;
     session.streams--;
-    this.#streams--;
     if (session.streams === 0) session.idleSince = performance.now();
     this.#drain();
     this.#closeIfDone();
@@ -166,7 +164,6 @@ export class Http2Pool implements ServerPool {
 
   #start(request: Http2Request, session: Session): void {
     session.streams++;
-    this.#streams++;
     request.start(session);
   }
 
@@ -253,13 +250,9 @@ export class Http2Pool implements ServerPool {
    * Envoy fails its pending requests. Waiting on instead would open the next connection at once, and the next.
    */
   #failQueued(err: Error): void {
-    for (const request of this.#takeQueue()) request.fail(err);
-  }
-
-  #takeQueue(): Http2Request[] {
     const queue = this.#queue;
     this.#queue = [];
-    return queue;
+    for (const request of queue) request.fail(err);
   }
 
   /** Idle sessions are closed by one sweep per pool, not a timer re-armed on every stream. */
@@ -283,7 +276,8 @@ export class Http2Pool implements ServerPool {
   }
 
   #closeIfDone(): void {
-    if (!this.#closing || this.#streams > 0 || this.#queue.length > 0) return;
+    // A session's streams all close before it does, so what is in flight is on the sessions still listed.
+    if (!this.#closing || this.#queue.length > 0 || this.#sessions.some((s) => s.streams > 0)) return;
     for (const s of this.#sessions) {
       if (!s.closing) {
         s.closing = true;

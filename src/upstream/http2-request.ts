@@ -216,7 +216,8 @@ export class Http2Request {
 
   readonly #onEnd = (): void => {
     if (this.#done || !this.#responded) return;
-    if (this.#held || !this.handOnHead() || this.#parked !== undefined) {
+    // Parked bytes exist only while held, so `held` covers them too.
+    if (this.#held || !this.handOnHead()) {
       this.#endParked = true;
       return;
     }
