@@ -260,6 +260,24 @@ describe('chaos', () => {
     await expectBaseline(b, agent, heap);
   });
 
+  it('slow head with an idle timeout shorter than it: the request timeout bounds the head, not the idle one', async () => {
+    const [o] = await origins(1);
+    o!.handler = (_req, res) => {
+      setTimeout(() => res.end('late'), 1500);
+    };
+    // The idle timeout is for a response that has begun; undici must not cut the wait for its head at 200 ms.
+    const b = await ballast(simpleConfig([o!.address], '    timeouts: { idle: 200ms, request: 5s }'));
+    const agent = client();
+    const slow = await send(agent, b.url('/'));
+    expect(slow.status).toBe(200);
+    expect(slow.body).toBe('late');
+    o!.handler = () => {};
+    const b2 = await ballast(simpleConfig([o!.address], '    timeouts: { idle: 200ms, request: 700ms }\n    retry: { attempts: 1 }'));
+    const hung = await send(agent, b2.url('/'));
+    expect(hung.status).toBe(504);
+    expect(hung.ms).toBeGreaterThan(600);
+  });
+
   it('origin closing idle keep-alive sockets: idempotent requests never see the race', async () => {
     const [o] = await origins(1);
     // The origin drops each connection shortly after answering, as servers with short keep-alive timeouts do.

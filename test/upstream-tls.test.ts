@@ -198,7 +198,7 @@ describe('HTTP/2 to origins', () => {
     const down = { write: (chunk: Buffer) => (chunks.push(chunk), true) } as unknown as Downstream;
     const owner: AttemptOwner = { down, uploading: false, holds: () => false, respond: () => undefined };
     const lease = upstream.lease(undefined, [])!;
-    const attempt = new Attempt(owner, lease, 5000);
+    const attempt = new Attempt(owner, lease, 5000, performance.now());
     attempt.dispatch({ path: '/t', method: 'GET', headers: ['host', 'api.internal'], servername: lease.host.transport.dispatchServername });
     const end = await attempt.ended;
     lease.release();

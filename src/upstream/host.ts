@@ -17,6 +17,16 @@ import { Http2Pool, type ServerPool } from './http2-pool.js';
 /** An idle connection to a server is retired after this: below Node's own 5 s server keep-alive, so Ballast closes it before the origin does. */
 const IDLE_CONNECTION_MS = 4000;
 
+/**
+ * undici's own timer for a response head. The attempt's timer (proxy/http/attempt.ts) is what bounds the wait for a
+ * head; undici's is a second bound, and must not be the shorter one. It gets the idle timeout when that is at least the
+ * request timeout (the defaults: 60 s and 30 s), else none. Equal to the body timer, undici re-arms one timer for the
+ * head and the body of each request on a kept-alive connection, where two lengths make it allocate a new timer for each.
+ */
+export function headTimerMs(timeouts: UpstreamConfig['timeouts']): number {
+  return timeouts.idle === 0 || timeouts.idle >= timeouts.request ? timeouts.idle : 0;
+}
+
 /** A server's name everywhere (logs, metrics, /status, hashing): "10.0.0.1:8080" or "[::1]:80". */
 export function serverName(server: ServerConfig): string {
   const { host, port } = server.address;

@@ -13,7 +13,7 @@ export function exchangeRecord(
   upstream: string,
   tries: Tries,
   status: number,
-  startedAt: number,
+  durationMs: number,
   detail: string | undefined,
 ): object {
   return {
@@ -30,7 +30,7 @@ export function exchangeRecord(
     attempts: tries.count,
     tries: tries.forLog,
     status,
-    durationMs: Math.round((performance.now() - startedAt) * 1000) / 1000,
+    durationMs: Math.round(durationMs * 1000) / 1000,
     bytes: down.bytesSent,
     detail,
   };

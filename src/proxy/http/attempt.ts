@@ -47,7 +47,8 @@ function onTimeout(attempt: Attempt): void {
 export class Attempt implements Dispatcher.DispatchHandler {
   readonly lease: Lease;
   readonly host: Host;
-  readonly startedAt = performance.now();
+  /** When it was dispatched (performance.now()). */
+  readonly startedAt: number;
   readonly #owner: AttemptOwner;
   /** undici had begun writing the request to a connected socket. */
   reachedUpstream = false;
@@ -76,8 +77,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** How the attempt ended, once (a held response ends twice: held, then relayed). */
   ended: Promise<AttemptEnd>;
 
-  constructor(owner: AttemptOwner, lease: Lease, timeoutMs: number) {
+  constructor(owner: AttemptOwner, lease: Lease, timeoutMs: number, startedAt: number) {
     this.#owner = owner;
+    this.startedAt = startedAt;
     this.lease = lease;
     this.host = lease.host;
     this.ended = new Promise((resolve) => (this.#resolve = resolve));

@@ -12,6 +12,7 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { PoolDispatchOptions } from '../../upstream/http2-request.js';
+import { headTimerMs } from '../../upstream/host.js';
 import type { Lease } from '../../upstream/lease.js';
 import type { Limit } from '../../upstream/circuit-breaker.js';
 import { RESET, type Outcome } from '../../upstream/outcome.js';
@@ -120,8 +121,9 @@ export class Exchange implements AttemptOwner {
     const body = RequestBody.open(down, limits, {
       complete: () => {
         // The request is complete: the upstream deadline starts now for a body streamed while an attempt waited.
-        if (this.#deadline !== 0) this.#deadline = performance.now() + this.#requestTimeout();
-        this.#current?.bodySent(this.#tryTimeout());
+        const now = performance.now();
+        if (this.#deadline !== 0) this.#deadline = now + this.#requestTimeout();
+        this.#current?.bodySent(this.#tryTimeout(now));
       },
       slow: () => this.#blameClient(FAILURES.clientTimeout, 'client too slow to send its request body'),
       late: () => this.#blameClient(FAILURES.clientTimeout, 'client.request_timeout'),
@@ -154,8 +156,8 @@ export class Exchange implements AttemptOwner {
    * How long an attempt may wait for its response head from now: the per-try timeout within the deadline. In whole
    * milliseconds: Node keeps one timer list per distinct duration, and a fraction would make one per request.
    */
-  #tryTimeout(): number {
-    return Math.ceil(Math.min(this.#route.policy.perTryTimeoutMs ?? Infinity, Math.max(1, this.#deadline - performance.now())));
+  #tryTimeout(now: number): number {
+    return Math.ceil(Math.min(this.#route.policy.perTryTimeoutMs ?? Infinity, Math.max(1, this.#deadline - now)));
   }
 
   /** The loop: lease a server, send the request, and let the retry policy decide what a failure leads to. */
@@ -201,13 +203,16 @@ export class Exchange implements AttemptOwner {
   #dispatch(lease: Lease): Attempt {
     const upstream = this.#route.upstream;
     this.#tries.add(lease.host);
-    if (this.#deadline === 0) this.#deadline = performance.now() + this.#requestTimeout();
-    const headersTimeout = this.#tryTimeout();
-    const attempt = new Attempt(this, lease, headersTimeout);
+    // One clock read for the deadline, the attempt's timer and its start (each read costs about 70 ns).
+    const now = performance.now();
+    if (this.#deadline === 0) this.#deadline = now + this.#requestTimeout();
+    const attempt = new Attempt(this, lease, this.#tryTimeout(now), now);
     this.#leased = lease;
     this.#current = attempt;
     const down = this.down;
     const servername = lease.host.transport.dispatchServername;
+    const timeouts = upstream.config.timeouts;
+    const headersTimeout = headTimerMs(timeouts);
     // forwardRequestHeaders dropped Upgrade and the fields Connection named: a WebSocket handshake asks for the
     // upgrade itself (undici writes it), any other upgrade request goes as the plain request it also is.
     const options: PoolDispatchOptions & { servername: string } = down.websocket
@@ -219,7 +224,7 @@ export class Exchange implements AttemptOwner {
           headers: this.#headers,
           body: this.#body?.payload ?? null,
           headersTimeout,
-          bodyTimeout: upstream.config.timeouts.idle,
+          bodyTimeout: timeouts.idle,
           trailerSource: this.#body === undefined ? undefined : down,
         };
     attempt.dispatch(options);
@@ -244,9 +249,10 @@ export class Exchange implements AttemptOwner {
     // A 304 may carry the Content-Length of the body it stands for (RFC 9110 §8.6), and neither it nor a 204 has a
     // body (RFC 9112 §6.3); undici still counts the bytes that never come. The response is complete.
     if (end.kind === 'complete' || (bodiless(status) && isLengthMismatch(end.err))) {
-      this.#settle(lease, { kind: 'response', status, latencyMs: performance.now() - attempt.startedAt });
+      const now = performance.now();
+      this.#settle(lease, { kind: 'response', status, latencyMs: now - attempt.startedAt });
       this.down.end(end.kind === 'complete' ? end.trailers : undefined);
-      return this.#finish(status);
+      return this.#finish(status, undefined, now);
     }
     // Bytes already went downstream: the only honest signal left is an unclean close, so the client can tell the
     // body is truncated. undici has discarded the upstream socket.
@@ -383,17 +389,18 @@ export class Exchange implements AttemptOwner {
     else this.#finish(FAILURES.clientGone.status);
   }
 
-  #record(status: number): void {
-    if (!this.#recorded) this.#route.metrics.request(status, (performance.now() - this.#startedAt) / 1000);
+  #record(status: number, now = performance.now()): void {
+    if (!this.#recorded) this.#route.metrics.request(status, (now - this.#startedAt) / 1000);
     this.#recorded = true;
   }
 
-  #finish(status: number, detail?: string): void {
+  /** `now`: the caller's clock read, when it has just made one. */
+  #finish(status: number, detail?: string, now = performance.now()): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#record(status);
+    this.#record(status, now);
     const deps = this.#forwarder.deps;
-    deps.accessLog?.write(exchangeRecord(deps.listener, this.#requestId, this.down, this.#route.upstream.name, this.#tries, status, this.#startedAt, detail));
+    deps.accessLog?.write(exchangeRecord(deps.listener, this.#requestId, this.down, this.#route.upstream.name, this.#tries, status, now - this.#startedAt, detail));
     // The connection's next pipelined request starts (and is counted) before this one stops counting, so a drain
     // waiting for the last exchange does not mistake the gap between them for the end.
     this.down.done();
