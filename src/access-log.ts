@@ -57,7 +57,12 @@ export class AccessLog {
   /** Queue one line. `record` is a flat object; fields set to undefined are left out (JSON.stringify's rule). */
   write(record: object): void {
     const json = JSON.stringify(record);
-    const line = this.#head + Date.now() + this.#bindings + (json.length > 2 ? ',' + json.slice(1) : '}') + '\n';
+    this.writeFields(json.length > 2 ? json.slice(1, -1) : '');
+  }
+
+  /** Queue one line from its fields serialised already: JSON members (`"name":value,…`) without the braces. */
+  writeFields(fields: string): void {
+    const line = `${this.#head}${Date.now()}${this.#bindings}${fields === '' ? '' : ','}${fields}}\n`;
     const bytes = Buffer.byteLength(line);
     if (this.#pendingBytes + bytes > this.#maxBatchBytes) this.flush();
     this.#pending += line;

@@ -2,6 +2,10 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AccessLog } from '../src/access-log.js';
+import { exchangeFields, jsonString } from '../src/proxy/http/access-record.js';
+import type { Downstream } from '../src/proxy/http/downstream.js';
+import { Tries } from '../src/proxy/http/tries.js';
+import type { Host } from '../src/upstream/host.js';
 
 /** A pino logger over a sink that keeps every chunk it is handed, as written. */
 function capture(bindings: Record<string, unknown> = {}, maxWrite?: number) {
@@ -104,5 +108,39 @@ describe('access log', () => {
     access.flush();
     vi.advanceTimersByTime(100);
     expect(chunks).toHaveLength(1);
+  });
+
+  it('serialises an exchange by hand exactly as JSON.stringify would, whatever the client put in it', () => {
+    const hostile = ['plain', '', 'a "quoted" \\ path', 'tab\there\u0000\u001f\u007f', 'caf\u00e9 \u2028 \ud83d\ude00', '\ud800 lone surrogate', '</script>'];
+    for (const [i, value] of hostile.entries()) expect(jsonString(value), `value ${i}`).toBe(JSON.stringify(value));
+    const tries = new Tries();
+    tries.add({ address: '127.0.0.2:8080' } as Host);
+    tries.note({ kind: 'failed', reason: 'reset' } as never);
+    tries.retried('reset');
+    tries.add({ address: '127.0.0.3:8080' } as Host);
+    for (const [i, value] of hostile.entries()) {
+      const down = { clientIp: '::1', method: 'GET', url: `/${value}`, websocket: i % 2 === 0, httpVersion: i % 3 === 0 ? '2' : '1.1', tls: i % 2 === 0 ? 'TLSv1.3' : undefined, bytesSent: i * 1000 } as unknown as Downstream;
+      const detail = i === 1 ? undefined : value;
+      const expected = {
+        listener: 'web',
+        requestId: value,
+        client: '::1',
+        method: 'GET',
+        url: `/${value}`,
+        upgrade: down.websocket ? 'websocket' : undefined,
+        protocol: down.httpVersion === '2' ? 'h2' : undefined,
+        tls: down.tls,
+        upstream: 'pool "x"',
+        server: tries.server,
+        attempts: tries.count,
+        tries: tries.forLog,
+        status: 502,
+        durationMs: Math.round(1234.56789 * 1000) / 1000,
+        bytes: i * 1000,
+        detail,
+      };
+      const fields = exchangeFields('web', value, down, 'pool "x"', tries, 502, 1234.56789, detail);
+      expect(`{${fields}}`, `value ${i}`).toBe(JSON.stringify(expected));
+    }
   });
 });

@@ -27,7 +27,7 @@ import { Tries } from './tries.js';
 import { delay } from '../../util/clock.js';
 import { bodiless, forwardRequestHeaders, forwardResponseHeaders, isLengthMismatch, retryAfterMillis, upgradeToken } from './headers.js';
 import { relayHead } from './respond.js';
-import { exchangeRecord } from './access-record.js';
+import { exchangeFields } from './access-record.js';
 
 /** Lease options of an HTTP attempt: counted pending until a connection picks it up (`max_pending_requests`). */
 const PENDING = Object.freeze({ pending: true });
@@ -400,7 +400,7 @@ export class Exchange implements AttemptOwner {
     this.#finished = true;
     this.#record(status, now);
     const deps = this.#forwarder.deps;
-    deps.accessLog?.write(exchangeRecord(deps.listener, this.#requestId, this.down, this.#route.upstream.name, this.#tries, status, now - this.#startedAt, detail));
+    deps.accessLog?.writeFields(exchangeFields(deps.listener, this.#requestId, this.down, this.#route.upstream.name, this.#tries, status, now - this.#startedAt, detail));
     // The connection's next pipelined request starts (and is counted) before this one stops counting, so a drain
     // waiting for the last exchange does not mistake the gap between them for the end.
     this.down.done();
