@@ -20,16 +20,15 @@
  * it after run.js, which rewrites that file whole). Only 127.0.0.1 is contacted; every child is killed on the way out;
  * every load is bounded in time.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { treeCpuMs } from './proc-cpu.mjs';
 import { freePort, waitForPort } from './ports.mjs';
+import { expectExits, measureRounds, onPath, pairedTable, PIN, start } from './pinned-rounds.mjs';
 import { nginxVersion } from './tls-servers.mjs';
 import { writeSection } from './tls-report.mjs';
-import { parseWrk } from './wrk-output.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.resolve(HERE, '..', 'dist');
@@ -38,45 +37,6 @@ const DURATION = env('BENCH_DURATION', 3);
 const WARMUP = env('BENCH_WARMUP', 1);
 const ROUNDS = env('BENCH_ROUNDS', 3);
 const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
-const PIN = process.env.BENCH_PIN !== '0';
-
-const children = new Set();
-const stopAll = () => {
-  for (const child of children) child.kill('SIGKILL');
-};
-process.on('exit', stopAll);
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
-
-function onPath(bin) {
-  return spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).stdout.trim() || undefined;
-}
-
-function pinned(cpu, argv) {
-  return PIN ? ['taskset', '-c', String(cpu), ...argv] : argv;
-}
-
-function start(name, argv, options = {}) {
-  const [bin, ...args] = pinned(options.cpu ?? 0, argv);
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
-  let stderr = '';
-  child.stderr.on('data', (c) => (stderr = (stderr + c).slice(-2000)));
-  child.on('exit', (code, signal) => {
-    children.delete(child);
-    if (!stopping) console.error(`${name} exited (${code ?? signal}): ${stderr.trim()}`);
-  });
-  children.add(child);
-  return child;
-}
-
-let stopping = false;
-
-/** wrk for `seconds` against the port, pinned beside the origin; its parsed output. */
-function wrk(port, seconds) {
-  const argv = pinned(1, ['wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`]);
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
-  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.error}`);
-  return parseWrk(r.stdout, seconds);
-}
 
 async function main() {
   const nginxBin = onPath('nginx');
@@ -153,36 +113,13 @@ backend origin
     const port = await freePort();
     targets.push({ label: 'minimal (reference)', port, child: start('minimal', [process.execPath, path.join(HERE, 'target-h2up-minimal.mjs')], { env: { PORT: String(port), BENCH_ORIGIN_PORT: String(originPort) } }) });
   }
-  for (const t of targets) {
-    await waitForPort(t.port, t.child, t.label);
-    t.runs = [];
-  }
+  for (const t of targets) await waitForPort(t.port, t.child, t.label);
 
   console.log(`HTTP/2 to origins: wrk -t1 -c${CONNECTIONS} keep-alive → proxy → NGINX h2c origin; ${ROUNDS} rounds of ${DURATION}s; Node ${process.version}${PIN ? '; proxies on CPU 0, wrk and the origin on CPU 1' : ''}`);
-  for (const t of targets) wrk(t.port, 2);
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
-      if (WARMUP > 0) wrk(t.port, WARMUP);
-      const before = treeCpuMs(t.child.pid);
-      const r = wrk(t.port, DURATION);
-      const cpuMs = treeCpuMs(t.child.pid) - before;
-      const usPerReq = (cpuMs * 1000) / r.requests;
-      t.runs.push({ rps: r.rps, usPerReq, failed: r.errors + r.non2xx + r.timeouts });
-      console.log(`round ${round}  ${t.label.padEnd(20)} ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s  ${usPerReq.toFixed(1).padStart(6)} µs CPU/req  failed ${r.errors + r.non2xx + r.timeouts}`);
-    }
-  }
-
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const base = targets[0];
-  const rows = ['| proxy | req/s | CPU µs/req | CPU per request ÷ Ballast\'s (round by round) | failed |', '| --- | ---: | ---: | ---: | ---: |'];
-  for (const t of targets) {
-    const ratios = t.runs.map((run, i) => run.usPerReq / base.runs[i].usPerReq);
-    const ratio = t === base ? '' : `${median(ratios).toFixed(2)}× (${ratios.map((x) => x.toFixed(2)).join(', ')})`;
-    rows.push(`| ${t.label} | ${Math.round(median(t.runs.map((r) => r.rps))).toLocaleString('en-US')} | ${median(t.runs.map((r) => r.usPerReq)).toFixed(1)} | ${ratio} | ${t.runs.reduce((s, r) => s + r.failed, 0)} |`);
-  }
-  const table = rows.join('\n');
+  measureRounds(targets, { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS });
+  expectExits();
+  const table = pairedTable(targets);
   console.log(`\n${table}`);
-  stopping = true;
   if (process.env.BENCH_WRITE === '1') {
     const haproxy = haproxyBin === undefined ? 'not on PATH' : spawnSync(haproxyBin, ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0];
     writeSection(path.join(HERE, 'RESULTS.md'), [

@@ -6,6 +6,7 @@
  * X-Forwarded-*, framing checks or timeouts of its own.
  * Ballast's distance from it is what all of Ballast's features cost per request; its distance from NGINX is the
  * cost of Node's HTTP server and client themselves.
+ * BENCH_ORIGINS (comma-separated ports) and PORT (0: any) from the environment; reports its port over IPC when forked.
  */
 import http from 'node:http';
 import { Pool } from 'undici';
@@ -73,7 +74,7 @@ const server = http.createServer((req, res) => {
   pool.dispatch({ method: req.method, path: req.url, headers: requestHeaders(req.rawHeaders), body: hasBody ? req : null }, new Handler(req, res));
 });
 server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: server.address().port }));
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => process.send?.({ type: 'ready', port: server.address().port }));
 process.on('disconnect', () => process.exit(0));
 process.on('message', (m) => {
   if (m?.type === 'stop') process.exit(0);

@@ -1,0 +1,117 @@
+/**
+ * The harness of the pinned benchmarks (ceiling.mjs, h2-upstream.mjs): proxies on CPU 0, wrk and the origin on CPU 1,
+ * every target measured in turn, round after round, the order reversed every other round, so two targets next to
+ * each other in the list are measured back to back. A peer is compared with Ballast round by round: this machine's
+ * speed drifts by 20% or more within a run, and a ratio of two measurements taken seconds apart survives the drift
+ * where a ratio of two medians does not.
+ *
+ * CPU per request: user + system time of the target's process tree (from /proc) over the measured seconds, divided by
+ * the requests wrk counted. Only 127.0.0.1 is contacted; every child is killed on the way out; every load is bounded
+ * in time.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { treeCpuMs } from './proc-cpu.mjs';
+import { parseWrk } from './wrk-output.mjs';
+
+const children = new Set();
+let stopping = false;
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+
+export function onPath(bin) {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).stdout.trim() || undefined;
+}
+
+/** Pinning to CPU 0 (targets) and CPU 1 (load and origin); BENCH_PIN=0 turns it off. */
+export const PIN = process.env.BENCH_PIN !== '0';
+
+function pinned(cpu, argv) {
+  return PIN ? ['taskset', '-c', String(cpu), ...argv] : argv;
+}
+
+/**
+ * Starts a child (on CPU `options.cpu`, 0 by default), killed when this process exits; reports an early exit.
+ * `options.stdout`: a file descriptor for its standard output (discarded otherwise).
+ */
+export function start(name, argv, options = {}) {
+  const [bin, ...args] = pinned(options.cpu ?? 0, argv);
+  const child = spawn(bin, args, { stdio: ['ignore', options.stdout ?? 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr = (stderr + c).slice(-2000)));
+  child.on('exit', (code, signal) => {
+    children.delete(child);
+    if (!stopping) console.error(`${name} exited (${code ?? signal}): ${stderr.trim()}`);
+  });
+  children.add(child);
+  return child;
+}
+
+/** The children are about to be stopped: their exits are no longer news. */
+export function expectExits() {
+  stopping = true;
+}
+
+/** wrk for `seconds` against the port, pinned beside the origin; its parsed output. */
+export function wrk(port, seconds, connections) {
+  const argv = pinned(1, ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`]);
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.error}`);
+  return parseWrk(r.stdout, seconds);
+}
+
+/**
+ * Measures every target `rounds` times (each after `warmup` seconds of load), the order reversed every other round;
+ * each target's `runs` gets one { rps, usPerReq, failed } per round.
+ */
+export function measureRounds(targets, { rounds, duration, warmup, connections }) {
+  for (const t of targets) {
+    t.runs = [];
+    wrk(t.port, 2, connections);
+  }
+  for (let round = 1; round <= rounds; round++) {
+    for (const t of round % 2 === 1 ? targets : [...targets].reverse()) {
+      if (warmup > 0) wrk(t.port, warmup, connections);
+      const before = treeCpuMs(t.child.pid);
+      const r = wrk(t.port, duration, connections);
+      const usPerReq = ((treeCpuMs(t.child.pid) - before) * 1000) / r.requests;
+      const failed = r.errors + r.non2xx + r.timeouts;
+      t.runs.push({ rps: r.rps, usPerReq, failed });
+      console.log(`round ${round}  ${t.label.padEnd(24)} ${Math.round(r.rps).toLocaleString('en-US').padStart(7)} req/s  ${usPerReq.toFixed(1).padStart(6)} µs CPU/req  failed ${failed}`);
+    }
+  }
+}
+
+export function median(xs) {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+}
+
+/** The median of xs with its quartiles: "0.91× (0.88–0.95)". */
+export function withQuartiles(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(s.length * p))];
+  return `${median(s).toFixed(2)}× (${q(0.25).toFixed(2)}–${q(0.75).toFixed(2)})`;
+}
+
+/** Each round's ratio of `t`'s figure to `base`'s (`key`: rps or usPerReq). */
+export function pairedRatios(t, base, key) {
+  return t.runs.map((run, i) => run[key] / base.runs[i][key]);
+}
+
+/**
+ * The markdown table: each target's median round, and its CPU per request and req/s over `base`'s (Ballast's unless
+ * told), round by round: the median of the rounds' ratios and their quartiles.
+ */
+export function pairedTable(targets, base = targets[0], baseName = "Ballast's") {
+  const rows = [
+    `| target | req/s | CPU µs/req | CPU per request ÷ ${baseName} | req/s ÷ ${baseName} | failed |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const t of targets) {
+    const cpu = t === base ? '' : withQuartiles(pairedRatios(t, base, 'usPerReq'));
+    const rps = t === base ? '' : withQuartiles(pairedRatios(t, base, 'rps'));
+    rows.push(`| ${t.label} | ${Math.round(median(t.runs.map((r) => r.rps))).toLocaleString('en-US')} | ${median(t.runs.map((r) => r.usPerReq)).toFixed(1)} | ${cpu} | ${rps} | ${t.runs.reduce((s, r) => s + r.failed, 0)} |`);
+  }
+  return rows.join('\n');
+}
