@@ -212,6 +212,41 @@ describe('slow uploads are the client\'s fault', () => {
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(text.endsWith('late but in time')).toBe(true);
   });
+
+  it('a slow upload to an origin that then stops reading it and never answers: 504 at the per-try timeout, not a hang', async () => {
+    // The origin takes the head and nothing more: once the socket buffers fill, undici stops reading the client's
+    // body, so no client timer runs, and the per-try timer has deferred to the upload. undici's head timer, refreshed
+    // by each body write, is what is left to end it.
+    const origin = await rawOrigin((req) => req.pause());
+    const b = await ballast(simpleConfig([origin.address], '    retry: { attempts: 1, per_try_timeout: 300ms }', '    client: { request_timeout: 15s, body_timeout: 15s }'));
+    const started = Date.now();
+    const status = await new Promise<string>((resolve) => {
+      const socket = connect(b.port, '127.0.0.1', () => socket.write(`POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`));
+      let out = '';
+      socket.on('data', (c: Buffer) => {
+        out += c.toString('latin1');
+        if (out.includes('\r\n')) {
+          socket.destroy();
+          resolve(out.split('\r\n')[0]!);
+        }
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(out.split('\r\n')[0] ?? ''));
+      // A trickle past the per-try timeout, then more than the origin's and Ballast's socket buffers hold.
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (socket.destroyed) return clearInterval(timer);
+        if (++sent < 6) socket.write('a');
+        else {
+          clearInterval(timer);
+          const chunk = Buffer.alloc(1024 * 1024, 97);
+          for (let i = 0; i < 48 && !socket.destroyed; i++) socket.write(chunk);
+        }
+      }, 100);
+    });
+    expect(status).toBe('HTTP/1.1 504 Gateway Timeout');
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
 });
 
 describe('max_body_size', () => {

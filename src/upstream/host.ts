@@ -18,8 +18,8 @@ import { Http2Pool, type ServerPool } from './http2-pool.js';
 const IDLE_CONNECTION_MS = 4000;
 
 /**
- * undici's own timer for a response head. The attempt's timer (proxy/http/attempt.ts) is what bounds the wait for a
- * head; undici's is a second bound, and must not be the shorter one. It gets the idle timeout when that is at least the
+ * undici's own timer for the head of a response to a request without a body. The attempt's timer
+ * (proxy/http/attempt.ts) is what bounds the wait for it; undici's is a second bound, and must not be the shorter one. It gets the idle timeout when that is at least the
  * request timeout (the defaults: 60 s and 30 s), else none. Equal to the body timer, undici re-arms one timer for the
  * head and the body of each request on a kept-alive connection, where two lengths make it allocate a new timer for each.
  */

@@ -206,13 +206,17 @@ export class Exchange implements AttemptOwner {
     // One clock read for the deadline, the attempt's timer and its start (each read costs about 70 ns).
     const now = performance.now();
     if (this.#deadline === 0) this.#deadline = now + this.#requestTimeout();
-    const attempt = new Attempt(this, lease, this.#tryTimeout(now), now);
+    const tryTimeout = this.#tryTimeout(now);
+    const attempt = new Attempt(this, lease, tryTimeout, now);
     this.#leased = lease;
     this.#current = attempt;
     const down = this.down;
     const servername = lease.host.transport.dispatchServername;
     const timeouts = upstream.config.timeouts;
-    const headersTimeout = headTimerMs(timeouts);
+    // With a body, undici's head timer keeps the attempt's length: refreshed by each body write, it is what ends an
+    // attempt whose origin stops reading the body, once the attempt's own timer has deferred to the upload
+    // (attempt.ts `timedOut`). Without one (nearly every request), the attempt's timer alone bounds the head.
+    const headersTimeout = this.#body === undefined ? headTimerMs(timeouts) : tryTimeout;
     // forwardRequestHeaders dropped Upgrade and the fields Connection named: a WebSocket handshake asks for the
     // upgrade itself (undici writes it), any other upgrade request goes as the plain request it also is.
     const options: PoolDispatchOptions & { servername: string } = down.websocket
