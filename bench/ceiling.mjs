@@ -16,29 +16,20 @@
  * BENCH_ROUNDS (11), BENCH_CONNECTIONS (50), BENCH_PIN (1), BENCH_WRITE (1: write its section of bench/RESULTS.md; run
  * it after run.js, which rewrites that file whole).
  */
-import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { openSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './ports.mjs';
-import { expectExits, measureRounds, median, onPath, pairedRatios, pairedTable, PIN, start, withQuartiles } from './pinned-rounds.mjs';
+import { expectExits, haproxyConfig, measureRounds, median, pairedRatios, pairedTable, PIN, prepare, settings, start, withQuartiles } from './pinned-rounds.mjs';
 import { nginxProxyConfig, nginxVersion, originConfig } from './tls-servers.mjs';
 import { writeSection } from './tls-report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.resolve(HERE, '..', 'dist');
-const env = (name, fallback) => Number(process.env[name] ?? fallback);
-const DURATION = env('BENCH_DURATION', 2);
-const WARMUP = env('BENCH_WARMUP', 1);
-const ROUNDS = env('BENCH_ROUNDS', 11);
-const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const { duration: DURATION, warmup: WARMUP, rounds: ROUNDS, connections: CONNECTIONS } = settings({ duration: 2, rounds: 11 });
 
 async function main() {
-  const nginxBin = onPath('nginx');
-  if (nginxBin === undefined || onPath('wrk') === undefined) throw new Error('nginx and wrk must be on PATH (Debian: apt-get install -y nginx wrk)');
-  const haproxyBin = onPath('haproxy');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ballast-ceiling-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const { nginxBin, haproxyBin, dir } = prepare('ballast-ceiling-');
 
   const originPort = await freePort();
   writeFileSync(path.join(dir, 'origin.conf'), originConfig(dir, originPort));
@@ -79,22 +70,7 @@ upstreams:
   }
   if (haproxyBin !== undefined) {
     const port = await freePort();
-    writeFileSync(path.join(dir, 'haproxy.cfg'), `global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-  option forwardfor
-frontend fe
-  bind 127.0.0.1:${port}
-  default_backend origin
-backend origin
-  server s1 127.0.0.1:${originPort}
-`);
+    writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig(port, originPort, { forwardFor: true }));
     targets.push({ label: 'HAProxy', port, child: start('haproxy', [haproxyBin, '-db', '-f', path.join(dir, 'haproxy.cfg')]) });
   }
   for (const t of targets) await waitForPort(t.port, t.child, t.label);
@@ -104,9 +80,8 @@ backend origin
   expectExits();
 
   const table = pairedTable(targets, minimal, "the minimal proxy's");
-  // Ballast's share of the ceiling, as the issue states its goal: the minimal proxy's CPU per request over Ballast's
-  // (1 would be as cheap), and Ballast's req/s over the minimal proxy's.
-  const share = (t) => `${t.label}: ${withQuartiles(pairedRatios(minimal, t, 'usPerReq'))} of the minimal proxy's CPU per request, ${withQuartiles(pairedRatios(t, minimal, 'rps'))} of its req/s`;
+  // Ballast's share of the ceiling, as the issue states its goal (1 would be as cheap and as fast as the minimal proxy).
+  const share = (t) => `${t.label} reaches ${withQuartiles(pairedRatios(minimal, t, 'usPerReq'))} of the ceiling by CPU per request (the minimal proxy's ÷ its own) and ${withQuartiles(pairedRatios(t, minimal, 'rps'))} by req/s (its own ÷ the minimal proxy's)`;
   const nginx = targets.find((t) => t.label === 'NGINX');
   const shares = [
     ...targets.filter((t) => t.label.startsWith('Ballast')).map(share),

@@ -21,29 +21,20 @@
  * every load is bounded in time.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './ports.mjs';
-import { expectExits, measureRounds, onPath, pairedTable, PIN, start } from './pinned-rounds.mjs';
+import { expectExits, haproxyConfig, measureRounds, pairedTable, PIN, prepare, settings, start } from './pinned-rounds.mjs';
 import { nginxVersion } from './tls-servers.mjs';
 import { writeSection } from './tls-report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DIST = path.resolve(HERE, '..', 'dist');
-const env = (name, fallback) => Number(process.env[name] ?? fallback);
-const DURATION = env('BENCH_DURATION', 3);
-const WARMUP = env('BENCH_WARMUP', 1);
-const ROUNDS = env('BENCH_ROUNDS', 3);
-const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const { duration: DURATION, warmup: WARMUP, rounds: ROUNDS, connections: CONNECTIONS } = settings({ duration: 3, rounds: 3 });
 
 async function main() {
-  const nginxBin = onPath('nginx');
-  if (nginxBin === undefined || onPath('wrk') === undefined) throw new Error('nginx and wrk must be on PATH (Debian: apt-get install -y nginx wrk)');
-  const haproxyBin = onPath('haproxy');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ballast-h2up-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const { nginxBin, haproxyBin, dir } = prepare('ballast-h2up-');
 
   const originPort = await freePort();
   const [major, minor, patch] = nginxVersion(nginxBin);
@@ -92,21 +83,7 @@ upstreams:
   if (process.env.BENCH_BASE_DIST) await ballast(process.env.BENCH_BASE_LABEL ?? 'base', path.resolve(process.env.BENCH_BASE_DIST));
   if (haproxyBin !== undefined) {
     const port = await freePort();
-    writeFileSync(path.join(dir, 'haproxy.cfg'), `global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:${port}
-  default_backend origin
-backend origin
-  server s1 127.0.0.1:${originPort} proto h2
-`);
+    writeFileSync(path.join(dir, 'haproxy.cfg'), haproxyConfig(port, originPort, { server: ' proto h2' }));
     targets.push({ label: 'HAProxy', port, child: start('haproxy', [haproxyBin, '-db', '-f', path.join(dir, 'haproxy.cfg')]) });
   }
   {

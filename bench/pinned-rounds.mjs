@@ -10,18 +10,64 @@
  * in time.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { treeCpuMs } from './proc-cpu.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { processTree, treeCpuMs } from './proc-cpu.mjs';
 import { parseWrk } from './wrk-output.mjs';
 
 const children = new Set();
 let stopping = false;
+// The whole tree of each child: NGINX's workers outlive a master killed with SIGKILL.
 process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
+  for (const child of children) {
+    for (const pid of processTree(child.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
 export function onPath(bin) {
   return spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).stdout.trim() || undefined;
+}
+
+/** BENCH_DURATION and BENCH_ROUNDS (the caller's defaults), BENCH_WARMUP (1 s before each measurement), BENCH_CONNECTIONS (50). */
+export function settings(defaults) {
+  const env = (name, fallback) => Number(process.env[name] ?? fallback);
+  return { duration: env('BENCH_DURATION', defaults.duration), warmup: env('BENCH_WARMUP', 1), rounds: env('BENCH_ROUNDS', defaults.rounds), connections: env('BENCH_CONNECTIONS', 50) };
+}
+
+/** nginx and wrk (required), haproxy (measured when on PATH), and a scratch directory removed on exit. */
+export function prepare(prefix) {
+  const nginxBin = onPath('nginx');
+  if (nginxBin === undefined || onPath('wrk') === undefined) throw new Error('nginx and wrk must be on PATH (Debian: apt-get install -y nginx wrk)');
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return { nginxBin, haproxyBin: onPath('haproxy'), dir };
+}
+
+/** HAProxy as a peer: one thread, keep-alive to the origin (`http-reuse always`); `server` adds to its server line. */
+export function haproxyConfig(port, originPort, { server = '', forwardFor = false } = {}) {
+  return `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+${forwardFor ? '  option forwardfor\n' : ''}frontend fe
+  bind 127.0.0.1:${port}
+  default_backend origin
+backend origin
+  server s1 127.0.0.1:${originPort}${server}
+`;
 }
 
 /** Pinning to CPU 0 (targets) and CPU 1 (load and origin); BENCH_PIN=0 turns it off. */
@@ -84,14 +130,18 @@ export function measureRounds(targets, { rounds, duration, warmup, connections }
 }
 
 export function median(xs) {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** The median of xs with its quartiles: "0.91× (0.88–0.95)". */
+/** The median of xs with its quartiles (the medians of its lower and upper halves): "0.91× (0.88–0.95)". */
 export function withQuartiles(xs) {
   const s = [...xs].sort((a, b) => a - b);
-  const q = (p) => s[Math.min(s.length - 1, Math.floor(s.length * p))];
-  return `${median(s).toFixed(2)}× (${q(0.25).toFixed(2)}–${q(0.75).toFixed(2)})`;
+  const half = Math.floor(s.length / 2);
+  const lower = s.slice(0, Math.max(1, half));
+  const upper = s.slice(s.length - Math.max(1, half));
+  return `${median(s).toFixed(2)}× (${median(lower).toFixed(2)}–${median(upper).toFixed(2)})`;
 }
 
 /** Each round's ratio of `t`'s figure to `base`'s (`key`: rps or usPerReq). */

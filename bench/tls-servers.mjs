@@ -87,39 +87,20 @@ ${nginxTempPaths(dir)}
  * Without `cert`: the same proxy in clear text, HTTP/1.1 only (ceiling.mjs).
  */
 export function nginxProxyConfig({ dir, port, originPort, cert, key, tickets, version }) {
-  if (cert === undefined) return nginxPlainProxyConfig(dir, port, originPort);
-  const [major, minor, patch] = version;
-  const http2On = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
-  return `${nginxPreamble(dir, `nginx-${tickets ? 'tickets' : 'no-tickets'}`)}http {
-  access_log off;
-${nginxTempPaths(dir)}
-  keepalive_timeout 65s;
-  keepalive_requests 1000000;
-  upstream origin {
-    server 127.0.0.1:${originPort};
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${port} ssl${http2On ? '' : ' http2'};
+  let name = 'nginx-plain';
+  let listen = `    listen 127.0.0.1:${port};\n`;
+  if (cert !== undefined) {
+    const [major, minor, patch] = version;
+    const http2On = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
+    name = `nginx-${tickets ? 'tickets' : 'no-tickets'}`;
+    listen = `    listen 127.0.0.1:${port} ssl${http2On ? '' : ' http2'};
 ${http2On ? '    http2 on;\n' : ''}    ssl_certificate ${cert};
     ssl_certificate_key ${key};
     ssl_protocols TLSv1.3;
     ssl_session_tickets ${tickets ? 'on' : 'off'};
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-  }
-}
 `;
-}
-
-function nginxPlainProxyConfig(dir, port, originPort) {
-  return `${nginxPreamble(dir, 'nginx-plain')}http {
+  }
+  return `${nginxPreamble(dir, name)}http {
   access_log off;
 ${nginxTempPaths(dir)}
   keepalive_timeout 65s;
@@ -130,8 +111,7 @@ ${nginxTempPaths(dir)}
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port};
-    location / {
+${listen}    location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
