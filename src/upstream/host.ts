@@ -19,9 +19,10 @@ const IDLE_CONNECTION_MS = 4000;
 
 /**
  * undici's own timer for the head of a response to a request without a body. The attempt's timer
- * (proxy/http/attempt.ts) is what bounds the wait for it; undici's is a second bound, and must not be the shorter one. It gets the idle timeout when that is at least the
- * request timeout (the defaults: 60 s and 30 s), else none. Equal to the body timer, undici re-arms one timer for the
- * head and the body of each request on a kept-alive connection, where two lengths make it allocate a new timer for each.
+ * (proxy/http/attempt.ts) is what bounds the wait for it; undici's is a second bound, and must not be the shorter
+ * one. It gets the idle timeout when that is at least the request timeout (the defaults: 60 s and 30 s), else none.
+ * Equal to the body timer, undici re-arms one timer for the head and the body of each request on a kept-alive
+ * connection, where two lengths make it allocate a new timer for each.
  */
 export function headTimerMs(timeouts: UpstreamConfig['timeouts']): number {
   return timeouts.idle === 0 || timeouts.idle >= timeouts.request ? timeouts.idle : 0;
@@ -101,6 +102,7 @@ export class Host implements BalancedHost {
       ...this.transport.clientOptions(),
       connections: upstream.limits.max_connections,
       pipelining: 1,
+      // Defaults only: every request sets its own head and body timers (exchange.ts, headTimerMs above).
       headersTimeout: upstream.timeouts.request,
       bodyTimeout: upstream.timeouts.idle,
       keepAliveTimeout: IDLE_CONNECTION_MS,
