@@ -98,7 +98,9 @@ function originServer(name: string): Server {
 const isTaken = (err: unknown): boolean => ['EADDRINUSE', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '');
 
 /** Whether 127.0.0.1:port can be bound now (a moment later another program may take it: Ballast.start then fails). */
-async function isFree(port: number): Promise<boolean> {
+export type PortProbe = (port: number) => Promise<boolean>;
+
+export async function isFree(port: number): Promise<boolean> {
   const probe = createNetServer();
   try {
     await listen(probe, '127.0.0.1', port);
@@ -111,12 +113,32 @@ async function isFree(port: number): Promise<boolean> {
 }
 
 /** The proxy's port: BALLAST_DEMO_PORT exactly, or 8080 when free, else 0 (a free one). */
-async function proxyPort(requested: string | undefined): Promise<number> {
-  if (requested === undefined || requested === '') return (await isFree(DEMO_PORTS.proxy)) ? DEMO_PORTS.proxy : 0;
+async function proxyPort(requested: string | undefined, probe: PortProbe): Promise<number> {
+  if (requested === undefined || requested === '') return (await probe(DEMO_PORTS.proxy)) ? DEMO_PORTS.proxy : 0;
   const port = Number(requested);
   if (!/^\d+$/.test(requested) || port < 1 || port > 65535) throw new DemoError(`BALLAST_DEMO_PORT must be a port from 1 to 65535 (got "${requested}")`);
-  if (!(await isFree(port))) throw new DemoError(`port ${port} (BALLAST_DEMO_PORT) is already in use: choose another, or unset it to let the demo pick`);
+  if (!(await probe(port))) throw new DemoError(`port ${port} (BALLAST_DEMO_PORT) is already in use: choose another, or unset it to let the demo pick`);
   return port;
+}
+
+/**
+ * Ballast on the demo's proxy, admin and TLS ports. Those are probed before Ballast binds them, so another program
+ * may take one in between: Ballast.start then fails having closed what it opened, and the ports are probed again
+ * (a default one taken now moves to a free one; the port BALLAST_DEMO_PORT asked for fails as taken), twice at most.
+ */
+async function startBallast(env: NodeJS.ProcessEnv, origins: number[], grpc: number[], certificate: DemoCertificate | undefined, logFormat: LogFormat | undefined, probe: PortProbe): Promise<{ ballast: Ballast; proxy: number; admin: number; tls: number | undefined }> {
+  for (let attempt = 1; ; attempt++) {
+    const proxy = await proxyPort(env.BALLAST_DEMO_PORT, probe);
+    const admin = (await probe(DEMO_PORTS.admin)) ? DEMO_PORTS.admin : 0;
+    const tls = certificate === undefined ? undefined : (await probe(DEMO_PORTS.tls)) ? DEMO_PORTS.tls : 0;
+    const result = parseConfig(demoConfig({ proxy, admin, origins, grpc, ...(tls === undefined ? {} : { tls }) }, certificate), env);
+    if (!result.ok) throw new Error(`demo config is invalid:\n${formatConfigErrors('demo', result.errors)}`);
+    try {
+      return { ballast: await Ballast.start(result.config, { log: createCliLogger('info', logFormat) }), proxy, admin, tls };
+    } catch (err) {
+      if (!isTaken(err) || attempt === 3) throw err;
+    }
+  }
 }
 
 export interface RunningDemo {
@@ -126,7 +148,8 @@ export interface RunningDemo {
 }
 
 /** Start the origins and Ballast; on any failure close what was started and throw (a DemoError when it is ours). */
-export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.ProcessEnv; say?: (line: string) => void; tls?: boolean } = {}): Promise<RunningDemo> {
+export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.ProcessEnv; say?: (line: string) => void; tls?: boolean; probe?: PortProbe } = {}): Promise<RunningDemo> {
+  // options.probe stands in for isFree in a test that shows a port taken between the probe and the bind.
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
   const env = options.env ?? process.env;
   const origins: (Server | Http2Server)[] = [];
@@ -151,12 +174,7 @@ export async function startDemo(options: { logFormat?: LogFormat; env?: NodeJS.P
     for (const [i, preferred] of DEMO_PORTS.origins.entries()) originPorts.push(await start(originServer(`origin-${i + 1}`), `origin-${i + 1}`, preferred));
     const grpcPorts: number[] = [];
     for (const [i, preferred] of DEMO_PORTS.grpc.entries()) grpcPorts.push(await start(grpcOriginServer(`grpc-${i + 1}`), `grpc-${i + 1}`, preferred));
-    const proxy = await proxyPort(env.BALLAST_DEMO_PORT);
-    const admin = (await isFree(DEMO_PORTS.admin)) ? DEMO_PORTS.admin : 0;
-    const tls = certificate === undefined ? undefined : (await isFree(DEMO_PORTS.tls)) ? DEMO_PORTS.tls : 0;
-    const result = parseConfig(demoConfig({ proxy, admin, origins: originPorts, grpc: grpcPorts, ...(tls === undefined ? {} : { tls }) }, certificate), env);
-    if (!result.ok) throw new Error(`demo config is invalid:\n${formatConfigErrors('demo', result.errors)}`);
-    const ballast = await Ballast.start(result.config, { log: createCliLogger('info', options.logFormat) });
+    const { ballast, proxy, admin, tls } = await startBallast(env, originPorts, grpcPorts, certificate, options.logFormat, options.probe ?? isFree);
     const ports: DemoPorts = { proxy: ballast.port('web'), admin: ballast.adminAddress.port, origins: originPorts, grpc: grpcPorts, ...(tls === undefined ? {} : { tls: ballast.port('web-tls') }) };
     if (tls === 0) say(`port ${DEMO_PORTS.tls} is in use: the TLS listener listens on 127.0.0.1:${ports.tls} instead`);
     if (proxy === 0) say(`port ${DEMO_PORTS.proxy} is in use: the proxy listens on 127.0.0.1:${ports.proxy} instead`);

@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { startDemo, type RunningDemo } from '../../src/demo.js';
+import { createServer, type Server } from 'node:net';
+import { DEMO_PORTS, isFree, startDemo, type RunningDemo } from '../../src/demo.js';
 import { decodeMessage, encodeMessage } from '../../src/demo-protobuf.js';
 import { reflect } from '../../src/demo-grpc.js';
 import { freePort } from '../helpers/ballast.js';
@@ -193,5 +194,33 @@ describe('ballast demo --tls', () => {
       await demo.stop();
     }
     expect(existsSync(certPath)).toBe(false);
+  });
+  it('moves a default port that another program takes between its probe and its bind, and says so', async () => {
+    // Another program holds 8443 (the demo this file started first may hold it already: it is just as busy). The
+    // probe is told it is free the first time, as when the other program binds right after the probe.
+    const other = createServer();
+    const held = await new Promise<Server | undefined>((resolve) => {
+      other.once('error', () => resolve(undefined));
+      other.listen(DEMO_PORTS.tls, '127.0.0.1', () => resolve(other));
+    });
+    const probed: number[] = [];
+    const probe = async (port: number): Promise<boolean> => {
+      probed.push(port);
+      return (port === DEMO_PORTS.tls && probed.filter((p) => p === port).length === 1) || isFree(port);
+    };
+    const said: string[] = [];
+    const demo = await startDemo({ tls: true, env: { BALLAST_DEMO_PORT: String(await freePort()) }, say: (l) => said.push(l), probe });
+    try {
+      expect(probed.filter((p) => p === DEMO_PORTS.tls)).toHaveLength(2);
+      expect(demo.ports.tls).not.toBe(DEMO_PORTS.tls);
+      expect(said).toContain(`port ${DEMO_PORTS.tls} is in use: the TLS listener listens on 127.0.0.1:${demo.ports.tls} instead`);
+      const session = await h2connect(`https://localhost:${demo.ports.tls}`, { rejectUnauthorized: false });
+      const res = await h2request(session, { ':path': '/hello' });
+      session.close();
+      expect(res.status).toBe(200);
+    } finally {
+      await demo.stop();
+      await new Promise<void>((resolve) => (held === undefined ? resolve() : held.close(() => resolve())));
+    }
   });
 });
