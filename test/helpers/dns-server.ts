@@ -7,6 +7,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { ipv4ToBytes, ipv6ToBytes } from '../../src/util/ip-address.js';
+import { freePort } from './ports.js';
 
 export interface AddressRecord {
   readonly address: string;
@@ -114,7 +115,8 @@ export async function startDnsServer(): Promise<DnsServer> {
         resolve();
       });
     });
-  await listen(0);
+  // Not port 0: a stopped server's port must still be free when the test restarts it (see ports.ts).
+  await listen(await freePort());
   return server;
 }
 

@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { freePort } from './ports.js';
 
 export type OriginMode = 'ok' | 'hang' | 'reset' | 'reset-after-body' | { status: number; headers?: Record<string, string> };
 
@@ -92,7 +93,8 @@ export async function startOrigin(name: string, port = 0, host = '127.0.0.1'): P
         resolve();
       });
     });
-  await listen(port);
+  // Not port 0: a killed origin's port must still be free when the test restarts it (see ports.ts).
+  await listen(port === 0 ? await freePort() : port);
   origin.port = (server.address() as AddressInfo).port;
   origin.address = `${host}:${origin.port}`;
   origin.server = server;
