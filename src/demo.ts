@@ -4,10 +4,11 @@
  * `npm run demo` (or `ballast demo`) runs it; the curl and grpcurl lines it prints show the balancing.
  *
  * It binds 127.0.0.1 only, on ports 8080 (proxy), 9901 (admin), 9001–9003 (origins) and 9004–9005 (gRPC origins)
- * when they are free. A port another program holds is replaced by a free one the system picks, and the demo says so:
- * a first run should serve, not stop on someone else's port. BALLAST_DEMO_PORT asks for the proxy's port; that one
- * is not replaced, as it was asked for: if it is taken, the demo fails. Any failure to start is one line on stderr
- * and exit 1, everything it had started closed, so the process never stays behind.
+ * when they are free. A port another program holds (or takes while the demo starts) is replaced by a free one the
+ * system picks, and the demo says so: a first run should serve, not stop on someone else's port. BALLAST_DEMO_PORT
+ * asks for the proxy's port; that one is not replaced, as it was asked for: if it is taken, the demo fails. Any
+ * failure to start is one line on stderr and exit 1, everything it had started closed, so the process never stays
+ * behind.
  */
 import { createServer as createNetServer } from 'node:net';
 import { createServer, type Server } from 'node:http';
@@ -97,9 +98,10 @@ function originServer(name: string): Server {
 
 const isTaken = (err: unknown): boolean => ['EADDRINUSE', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '');
 
-/** Whether 127.0.0.1:port can be bound now (a moment later another program may take it: Ballast.start then fails). */
+/** Whether a port can be bound now: isFree, or in a test a stand-in for it. */
 export type PortProbe = (port: number) => Promise<boolean>;
 
+/** Whether 127.0.0.1:port can be bound now (a moment later another program may take it: Ballast.start then fails). */
 export async function isFree(port: number): Promise<boolean> {
   const probe = createNetServer();
   try {

@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { createServer, type Server } from 'node:net';
 import { DEMO_PORTS, isFree, startDemo, type RunningDemo } from '../../src/demo.js';
 import { decodeMessage, encodeMessage } from '../../src/demo-protobuf.js';
 import { reflect } from '../../src/demo-grpc.js';
@@ -195,6 +195,7 @@ describe('ballast demo --tls', () => {
     }
     expect(existsSync(certPath)).toBe(false);
   });
+
   it('moves a default port that another program takes between its probe and its bind, and says so', async () => {
     // Another program holds 8443 (the demo this file started first may hold it already: it is just as busy). The
     // probe is told it is free the first time, as when the other program binds right after the probe.
