@@ -16,11 +16,11 @@
  * BENCH_ROUNDS (11), BENCH_CONNECTIONS (50), BENCH_PIN (1), BENCH_WRITE (1: write its section of bench/RESULTS.md; run
  * it after run.js, which rewrites that file whole).
  */
-import { openSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './ports.mjs';
-import { expectExits, haproxyConfig, measureRounds, median, pairedRatios, pairedTable, PIN, prepare, settings, start, withQuartiles } from './pinned-rounds.mjs';
+import { expectExits, haproxyConfig, measureRounds, median, pairedRatios, pairedTable, PIN, prepare, settings, start, startBallast, withQuartiles } from './pinned-rounds.mjs';
 import { nginxProxyConfig, nginxVersion, originConfig } from './tls-servers.mjs';
 import { writeSection } from './tls-report.mjs';
 
@@ -36,24 +36,7 @@ async function main() {
   const origin = start('nginx origin', [nginxBin, '-c', path.join(dir, 'origin.conf')], { cpu: 1 });
   await waitForPort(originPort, origin, 'nginx origin');
 
-  const ballast = async (label, dist, accessLog) => {
-    const port = await freePort();
-    const config = path.join(dir, `${label.replace(/\W+/g, '-')}.yaml`);
-    writeFileSync(config, `workers: 1
-admin: { listen: 127.0.0.1:${await freePort()} }
-logging: { level: info, access_log: ${accessLog} }
-listeners:
-  - name: web
-    listen: 127.0.0.1:${port}
-    routes: [ { upstream: origin } ]
-upstreams:
-  - name: origin
-    servers: [ { address: 127.0.0.1:${originPort} } ]
-`);
-    // Its log goes to a file, as a deployment points it at a collector: an access line costs what it costs there.
-    const stdout = openSync(path.join(dir, `${label.replace(/\W+/g, '-')}.log`), 'a');
-    return { label, port, child: start(label, [process.execPath, path.join(dist, 'cli.js'), '--config', config], { stdout }) };
-  };
+  const ballast = (label, dist, accessLog) => startBallast(dir, label, dist, originPort, { accessLog });
   const minimalPort = await freePort();
   const minimal = {
     label: 'minimal undici proxy',

@@ -25,7 +25,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './ports.mjs';
-import { expectExits, haproxyConfig, measureRounds, pairedTable, PIN, prepare, settings, start } from './pinned-rounds.mjs';
+import { expectExits, haproxyConfig, measureRounds, pairedTable, PIN, prepare, settings, start, startBallast } from './pinned-rounds.mjs';
 import { nginxVersion } from './tls-servers.mjs';
 import { writeSection } from './tls-report.mjs';
 
@@ -62,23 +62,7 @@ ${temp}
   await waitForPort(originPort, origin, 'nginx origin');
 
   const targets = [];
-  const ballast = async (label, dist) => {
-    const port = await freePort();
-    const config = path.join(dir, `${label}.yaml`);
-    writeFileSync(config, `workers: 1
-admin: { listen: 127.0.0.1:${await freePort()} }
-logging: { level: warn, access_log: false }
-listeners:
-  - name: web
-    listen: 127.0.0.1:${port}
-    routes: [ { upstream: origin } ]
-upstreams:
-  - name: origin
-    protocol: http2
-    servers: [ { address: 127.0.0.1:${originPort} } ]
-`);
-    targets.push({ label, port, child: start(label, [process.execPath, path.join(dist, 'cli.js'), '--config', config]) });
-  };
+  const ballast = async (label, dist) => targets.push(await startBallast(dir, label, dist, originPort, { protocol: 'http2' }));
   await ballast('Ballast', DIST);
   if (process.env.BENCH_BASE_DIST) await ballast(process.env.BENCH_BASE_LABEL ?? 'base', path.resolve(process.env.BENCH_BASE_DIST));
   if (haproxyBin !== undefined) {

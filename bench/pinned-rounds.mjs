@@ -10,9 +10,10 @@
  * in time.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './ports.mjs';
 import { processTree, treeCpuMs } from './proc-cpu.mjs';
 import { parseWrk } from './wrk-output.mjs';
 
@@ -92,6 +93,30 @@ export function start(name, argv, options = {}) {
   });
   children.add(child);
   return child;
+}
+
+/**
+ * Ballast as a target, as a user runs it: a build's compiled CLI (`dist`), `workers: 1`, metrics on, one upstream of
+ * one origin (`protocol`: the upstream's, HTTP/1.1 when absent). Its log goes to a file in `dir`, as a deployment
+ * points it at a collector: with `accessLog`, an access line costs what it costs there.
+ */
+export async function startBallast(dir, label, dist, originPort, { protocol, accessLog = false } = {}) {
+  const port = await freePort();
+  const name = label.replace(/\W+/g, '-');
+  const config = path.join(dir, `${name}.yaml`);
+  writeFileSync(config, `workers: 1
+admin: { listen: 127.0.0.1:${await freePort()} }
+logging: { level: info, access_log: ${accessLog} }
+listeners:
+  - name: web
+    listen: 127.0.0.1:${port}
+    routes: [ { upstream: origin } ]
+upstreams:
+  - name: origin
+${protocol === undefined ? '' : `    protocol: ${protocol}\n`}    servers: [ { address: 127.0.0.1:${originPort} } ]
+`);
+  const stdout = openSync(path.join(dir, `${name}.log`), 'a');
+  return { label, port, child: start(label, [process.execPath, path.join(dist, 'cli.js'), '--config', config], { stdout }) };
 }
 
 /** The children are about to be stopped: their exits are no longer news. */
