@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './ports.mjs';
 import { expectExits, haproxyConfig, measureRounds, pairedTable, PIN, prepare, settings, start, startBallast } from './pinned-rounds.mjs';
-import { nginxVersion } from './tls-servers.mjs';
+import { nginxVersion, originConfig } from './tls-servers.mjs';
 import { writeSection } from './tls-report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -37,27 +37,7 @@ async function main() {
   const { nginxBin, haproxyBin, dir } = prepare('ballast-h2up-');
 
   const originPort = await freePort();
-  const [major, minor, patch] = nginxVersion(nginxBin);
-  const http2On = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/${t}_temp;`).join('\n');
-  writeFileSync(path.join(dir, 'origin.conf'), `worker_processes 1;
-daemon off;
-master_process off;
-pid ${dir}/origin.pid;
-error_log ${dir}/origin-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-${temp}
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:${originPort}${http2On ? '' : ' http2'};
-    ${http2On ? 'http2 on;' : ''}
-    default_type text/plain;
-    location / { return 200 "hello"; }
-  }
-}
-`);
+  writeFileSync(path.join(dir, 'origin.conf'), originConfig(dir, originPort, { h2c: nginxVersion(nginxBin) }));
   const origin = start('nginx origin', [nginxBin, '-c', path.join(dir, 'origin.conf')], { cpu: 1 });
   await waitForPort(originPort, origin, 'nginx origin');
 

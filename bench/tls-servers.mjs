@@ -63,16 +63,27 @@ function nginxTempPaths(dir) {
   return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/${t}_temp;`).join('\n');
 }
 
-/** The origin both proxies forward to: one NGINX worker answering every request with "hello" itself. */
-export function originConfig(dir, port) {
+/** NGINX's HTTP/2 switch for `version`: `http2 on` from 1.25.1, the `http2` parameter of `listen` before. */
+function nginxHttp2(version) {
+  const [major, minor, patch] = version;
+  const on = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
+  return { listenParameter: on ? '' : ' http2', directive: on ? '    http2 on;\n' : '' };
+}
+
+/**
+ * The origin both proxies forward to: one NGINX worker answering every request with "hello" itself. With `h2c`
+ * (NGINX's version), it speaks HTTP/2 in clear text with prior knowledge instead (h2-upstream.mjs).
+ */
+export function originConfig(dir, port, { h2c } = {}) {
+  const http2 = h2c === undefined ? undefined : nginxHttp2(h2c);
   return `${nginxPreamble(dir, 'origin')}http {
   access_log off;
 ${nginxTempPaths(dir)}
   keepalive_timeout 65s;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:${port};
-    default_type text/plain;
+    listen 127.0.0.1:${port}${http2?.listenParameter ?? ''};
+${http2?.directive ?? ''}    default_type text/plain;
     location / { return 200 "${BODY}"; }
   }
 }
@@ -90,11 +101,10 @@ export function nginxProxyConfig({ dir, port, originPort, cert, key, tickets, ve
   let name = 'nginx-plain';
   let listen = `    listen 127.0.0.1:${port};\n`;
   if (cert !== undefined) {
-    const [major, minor, patch] = version;
-    const http2On = major > 1 || (major === 1 && (minor > 25 || (minor === 25 && patch >= 1)));
+    const http2 = nginxHttp2(version);
     name = `nginx-${tickets ? 'tickets' : 'no-tickets'}`;
-    listen = `    listen 127.0.0.1:${port} ssl${http2On ? '' : ' http2'};
-${http2On ? '    http2 on;\n' : ''}    ssl_certificate ${cert};
+    listen = `    listen 127.0.0.1:${port} ssl${http2.listenParameter};
+${http2.directive}    ssl_certificate ${cert};
     ssl_certificate_key ${key};
     ssl_protocols TLSv1.3;
     ssl_session_tickets ${tickets ? 'on' : 'off'};
